@@ -157,7 +157,8 @@ void GgufWriter::emit(Sink& s) const {
     put_pod<Sink, uint64_t>(s, offset);
     offset += (t.data.size() + align - 1) / align * align;
   }
-  pad_to(s, align);
+  // A file without tensors ends right after its metadata (no padding), as the reference writers do.
+  if (!tensors_.empty()) pad_to(s, align);
   for (const Tensor& t : tensors_) {
     s.put(t.data.data(), t.data.size());
     pad_to(s, align);

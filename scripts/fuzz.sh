@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Bounded libFuzzer run of the GGUF reader (ASan + UBSan), seeded from ../shared/testdata.
+# Usage: scripts/fuzz.sh [SECONDS]   (default 60)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+build=build-fuzz
+if ! command -v clang++ >/dev/null; then
+  echo "fuzz.sh: clang++ not found (scripts/setup.sh installs it)" >&2
+  exit 1
+fi
+CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPARALLAMA_FUZZ=ON -DPARALLAMA_TESTS=OFF -DPARALLAMA_BENCH=OFF -DPARALLAMA_SANITIZE=ON >/dev/null
+ninja -C "$build" fuzz_gguf >/dev/null
+
+corpus="$build/corpus"
+mkdir -p "$corpus"
+testdata=../shared/testdata
+if [ -d "$testdata" ]; then
+  # Seeds: the head of every real GGUF (header, metadata, tensor table) and the small model whole.
+  for f in "$testdata"/models/*.gguf "$testdata"/vocab/*.gguf; do
+    head -c 65536 "$f" >"$corpus/seed-$(basename "$f")"
+  done
+  cp "$testdata/models/stories260K.gguf" "$corpus/full-stories260K.gguf"
+else
+  echo "fuzz.sh: $testdata not found, fuzzing from an empty corpus"
+fi
+echo "fuzz.sh: fuzzing the GGUF reader for ${seconds}s"
+"$build/bin/fuzz_gguf" "$corpus" -max_total_time="$seconds" -max_len=1200000 -rss_limit_mb=2048 \
+  -print_final_stats=1 2>&1 | tail -n 15
