@@ -1,0 +1,71 @@
+// Compute kernels: dtype conversion, quantization and the batched matmul the
+// forward pass runs on, plus the small vector helpers attention needs.
+//
+// Every kernel has a scalar reference; AVX2 (+FMA+F16C) and AVX-512
+// (F/BW/VL/DQ + VNNI) variants are picked once at start-up from cpuid, so one
+// binary runs on any x86-64 and uses the best the CPU has. PARALLAMA_CPU =
+// scalar|avx2|avx512 forces a lower level (an unknown or unsupported value is
+// an error at start-up, not a silent fallback).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "gguf/dtype.h"
+#include "kernels/thread_pool.h"
+
+namespace pl::kernels {
+
+enum class CpuLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+// The level the kernels run at: the best the CPU supports, or lower if
+// PARALLAMA_CPU says so. Chosen on first use; throws pl::Error for a bad
+// PARALLAMA_CPU value.
+CpuLevel cpu_level();
+std::string_view cpu_level_name();
+std::string_view cpu_level_name(CpuLevel level);
+// The best level this CPU (and OS, for the register state) supports.
+CpuLevel cpu_level_supported();
+
+// True where the type has dequantize_row and matmul (the weight types).
+bool is_supported(DType t);
+// True where quantize_row can produce the type.
+bool can_quantize(DType t);
+
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_fp16(float f);   // round to nearest even
+float bf16_to_fp32(uint16_t h);
+uint16_t fp32_to_bf16(float f);   // round to nearest even
+
+// n must be a multiple of the type's block size; src/dst hold n elements.
+// dequantize_row also accepts the activation-only types Q8_1 and Q8_K.
+void dequantize_row(DType t, const void* src, float* dst, int64_t n);
+// Reference-quality quantization (K-quants search their scales and mins).
+void quantize_row(DType t, const float* src, void* dst, int64_t n);
+
+// A weight matrix as stored in GGUF: n_rows rows of n_cols elements
+// (n_cols = shape[0], contiguous), of `type`.
+struct WeightView {
+  DType type;
+  int64_t n_rows;
+  int64_t n_cols;
+  const void* data;  // [n_rows, row_bytes(type, n_cols)]
+};
+
+// y[t * ldy + r] = sum_k W[r][k] * x[t * ldx + k] for t < n_tok, r < w.n_rows.
+// x: [n_tok, ldx] fp32, y: [n_tok, ldy] fp32. Quantized weight types quantize x
+// once per call to an 8-bit activation format (per-32 or per-256 scales), so
+// results carry that rounding (see docs in matmul.cpp); F32/F16/BF16 weights
+// use x as is. Runs on all pool threads; no allocation in steady state.
+void matmul(const WeightView& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
+            ThreadPool& pool);
+
+// ---- vector helpers (single-threaded; same dispatch) ----
+void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n);
+void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n);  // round to nearest even
+float dot_f32(const float* a, const float* b, int64_t n);
+float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);
+// y[i] += a * x[i], x fp16.
+void axpy_f16_f32(float a, const uint16_t* x, float* y, int64_t n);
+
+}  // namespace pl::kernels
