@@ -1,0 +1,51 @@
+// Storage of the paged KV cache: one pool of fixed-size blocks per layer,
+// shared by every sequence. Which block belongs to which sequence is the
+// engine's business (engine/block_allocator); this class only holds the bytes
+// and says where a (layer, block, head) lives.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/error.h"
+
+namespace pl {
+
+struct KvStoreConfig {
+  int n_layer = 0;
+  int n_head_kv = 0;
+  int head_dim = 0;
+  int block_size = 32;  // tokens per block
+  int n_blocks = 0;
+};
+
+class KvStore {
+ public:
+  explicit KvStore(const KvStoreConfig& c);
+
+  const KvStoreConfig& config() const { return c_; }
+  int64_t n_slots() const { return int64_t{c_.n_blocks} * c_.block_size; }
+  uint64_t n_bytes() const { return k_.size() * 2 * sizeof(uint16_t); }
+
+  // One head's keys (or values) of one block: [block_size, head_dim] fp16, contiguous,
+  // so attention over a block streams one small matrix per head.
+  uint16_t* k(int layer, int block, int head) { return k_.data() + offset(layer, block, head); }
+  uint16_t* v(int layer, int block, int head) { return v_.data() + offset(layer, block, head); }
+  const uint16_t* k(int layer, int block, int head) const { return k_.data() + offset(layer, block, head); }
+  const uint16_t* v(int layer, int block, int head) const { return v_.data() + offset(layer, block, head); }
+
+ private:
+  KvStoreConfig c_;
+  std::vector<uint16_t> k_;  // [n_layer, n_blocks, n_head_kv, block_size, head_dim]
+  std::vector<uint16_t> v_;  // same
+
+  size_t offset(int layer, int block, int head) const {
+    PL_CHECK(layer >= 0 && layer < c_.n_layer && block >= 0 && block < c_.n_blocks && head >= 0 &&
+                 head < c_.n_head_kv,
+             "kv index (layer {}, block {}, head {}) out of range", layer, block, head);
+    return ((static_cast<size_t>(layer) * c_.n_blocks + block) * c_.n_head_kv + head) *
+           static_cast<size_t>(c_.block_size) * c_.head_dim;
+  }
+};
+
+}  // namespace pl

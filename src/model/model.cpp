@@ -1,0 +1,189 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "kernels/thread_pool.h"
+#include "model/attention.h"
+
+namespace pl {
+namespace {
+
+// RMSNorm: x / sqrt(mean(x^2) + eps) * w. Scale-invariant normalization (no
+// mean subtraction), the llama family's choice.
+void rmsnorm(float* out, const float* x, std::span<const float> w, int n, float eps) {
+  double ss = 0.0;
+  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
+  for (int i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
+void rmsnorm_rows(float* out, const float* x, std::span<const float> w, int n_rows, int n, float eps) {
+  for (int r = 0; r < n_rows; ++r) rmsnorm(out + static_cast<size_t>(r) * n, x + static_cast<size_t>(r) * n, w, n, eps);
+}
+
+void add_bias(float* y, std::span<const float> b, int n_rows, int n) {
+  if (b.empty()) return;
+  for (int r = 0; r < n_rows; ++r)
+    for (int i = 0; i < n; ++i) y[static_cast<size_t>(r) * n + i] += b[i];
+}
+
+// Rotary embedding of each head of each token: pairs of dimensions are rotated
+// by an angle proportional to the position, so q.k depends on the distance.
+void rope_rows(float* x, int n_rows, int n_heads, int head_dim, int n_rot, RopeLayout layout, const float* cos_t,
+               const float* sin_t) {
+  const int half = n_rot / 2;
+  for (int r = 0; r < n_rows; ++r) {
+    const float* cs = cos_t + static_cast<size_t>(r) * half;
+    const float* sn = sin_t + static_cast<size_t>(r) * half;
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + (static_cast<size_t>(r) * n_heads + h) * head_dim;
+      for (int i = 0; i < half; ++i) {
+        const int a = layout == RopeLayout::Normal ? 2 * i : i;
+        const int b = layout == RopeLayout::Normal ? 2 * i + 1 : i + half;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
+      }
+    }
+  }
+}
+
+// SwiGLU: silu(gate) * up, with silu(x) = x * sigmoid(x).
+void swiglu(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void add_into(float* x, const float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace
+
+Model::Model(GgufFile file) : file_(std::move(file)) {
+  config_ = ModelConfig::from_gguf(file_);
+  weights_ = ModelWeights::from_gguf(file_, config_);
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  GgufFile f = GgufFile::open(path);
+  try {
+    return from_gguf(std::move(f));
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+std::unique_ptr<Model> Model::from_gguf(GgufFile file) { return std::unique_ptr<Model>(new Model(std::move(file))); }
+
+ForwardState::ForwardState(const ModelConfig& c, int max_tokens, int n_threads) : max_tokens_(max_tokens) {
+  PL_CHECK(max_tokens > 0, "max_tokens must be positive");
+  const size_t T = max_tokens;
+  x_.resize(T * c.n_embd);
+  xb_.resize(T * c.n_embd);
+  q_.resize(T * c.n_embd_q());
+  k_.resize(T * c.n_embd_kv());
+  v_.resize(T * c.n_embd_kv());
+  att_.resize(T * c.n_embd_q());
+  hb_.resize(T * c.n_ff);
+  hb2_.resize(T * c.n_ff);
+  rope_cos_.resize(T * c.n_rot / 2);
+  rope_sin_.resize(T * c.n_rot / 2);
+  out_rows_.resize(T * c.n_embd);
+  attn_scratch_.per_thread.resize(n_threads);
+}
+
+int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& st, ThreadPool& pool, float* logits,
+            float* hidden) {
+  const ModelConfig& c = model.config();
+  const ModelWeights& w = model.weights();
+  const int T = batch.n_tokens();
+  PL_CHECK(T > 0 && T <= st.max_tokens(), "batch of {} tokens (state holds {})", T, st.max_tokens());
+  PL_CHECK(batch.pos.size() == batch.token.size() && batch.want_logits.size() == batch.token.size(), "ragged batch");
+  const int E = c.n_embd, Q = c.n_embd_q(), KV = c.n_embd_kv(), F = c.n_ff, D = c.head_dim;
+  auto dbg = [&](std::string_view name, int layer, const float* data, int64_t cols) {
+    if (st.debug) st.debug(name, layer, data, T, cols);
+  };
+
+  // Token embeddings: dequantize each token's row.
+  const size_t emb_row = row_bytes(w.token_embd.type, E);
+  for (int t = 0; t < T; ++t) {
+    const int32_t id = batch.token[t];
+    if (id < 0 || id >= c.n_vocab) fail("token id {} is outside the vocabulary (0..{})", id, c.n_vocab - 1);
+    kernels::dequantize_row(w.token_embd.type, static_cast<const uint8_t*>(w.token_embd.data) + emb_row * id,
+                            st.x_.data() + static_cast<size_t>(t) * E, E);
+  }
+  dbg("inp_embd", -1, st.x_.data(), E);
+
+  // Rotation angles per token, shared by every layer and head. Computed in
+  // double: position x frequency loses precision in float at long contexts.
+  const int half = c.n_rot / 2;
+  for (int t = 0; t < T; ++t) {
+    for (int i = 0; i < half; ++i) {
+      double inv_freq = std::pow(static_cast<double>(c.rope_freq_base), -2.0 * i / c.n_rot);
+      if (!w.rope_freqs.empty()) inv_freq /= w.rope_freqs[i];
+      const double theta = static_cast<double>(batch.pos[t]) * c.rope_freq_scale * inv_freq;
+      st.rope_cos_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::cos(theta));
+      st.rope_sin_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::sin(theta));
+    }
+  }
+
+  float* x = st.x_.data();
+  float* xb = st.xb_.data();
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = w.layers[l];
+    // Attention block.
+    rmsnorm_rows(xb, x, L.attn_norm, T, E, c.rms_norm_eps);
+    dbg("attn_norm", l, xb, E);
+    kernels::matmul(L.wq, xb, E, T, st.q_.data(), Q, pool);
+    kernels::matmul(L.wk, xb, E, T, st.k_.data(), KV, pool);
+    kernels::matmul(L.wv, xb, E, T, st.v_.data(), KV, pool);
+    add_bias(st.q_.data(), L.bq, T, Q);
+    add_bias(st.k_.data(), L.bk, T, KV);
+    add_bias(st.v_.data(), L.bv, T, KV);
+    if (c.has_qk_norm) {
+      rmsnorm_rows(st.q_.data(), st.q_.data(), L.q_norm, T * c.n_head, D, c.rms_norm_eps);
+      rmsnorm_rows(st.k_.data(), st.k_.data(), L.k_norm, T * c.n_head_kv, D, c.rms_norm_eps);
+    }
+    rope_rows(st.q_.data(), T, c.n_head, D, c.n_rot, c.rope_layout, st.rope_cos_.data(), st.rope_sin_.data());
+    rope_rows(st.k_.data(), T, c.n_head_kv, D, c.n_rot, c.rope_layout, st.rope_cos_.data(), st.rope_sin_.data());
+    dbg("q", l, st.q_.data(), Q);
+    dbg("k", l, st.k_.data(), KV);
+    dbg("v", l, st.v_.data(), KV);
+    store_kv(c, l, batch, st.k_.data(), st.v_.data(), kv);
+    attention(c, l, batch, kv, st.q_.data(), st.att_.data(), st.attn_scratch_, pool);
+    dbg("kqv_out", l, st.att_.data(), Q);
+    kernels::matmul(L.wo, st.att_.data(), Q, T, xb, E, pool);
+    dbg("attn_out", l, xb, E);
+    add_into(x, xb, static_cast<size_t>(T) * E);
+
+    // Feed-forward block.
+    rmsnorm_rows(xb, x, L.ffn_norm, T, E, c.rms_norm_eps);
+    dbg("ffn_norm", l, xb, E);
+    kernels::matmul(L.w_gate, xb, E, T, st.hb_.data(), F, pool);
+    kernels::matmul(L.w_up, xb, E, T, st.hb2_.data(), F, pool);
+    swiglu(st.hb_.data(), st.hb2_.data(), static_cast<size_t>(T) * F);
+    kernels::matmul(L.w_down, st.hb_.data(), F, T, xb, E, pool);
+    dbg("ffn_out", l, xb, E);
+    add_into(x, xb, static_cast<size_t>(T) * E);
+    dbg("l_out", l, x, E);
+  }
+
+  // Final norm, then logits only for the rows that need them.
+  if (hidden != nullptr) rmsnorm_rows(hidden, x, w.output_norm, T, E, c.rms_norm_eps);
+  int n_out = 0;
+  for (int t = 0; t < T; ++t) {
+    if (!batch.want_logits[t]) continue;
+    rmsnorm(st.out_rows_.data() + static_cast<size_t>(n_out) * E, x + static_cast<size_t>(t) * E, w.output_norm, E,
+            c.rms_norm_eps);
+    ++n_out;
+  }
+  if (n_out > 0 && logits != nullptr) {
+    if (st.debug) st.debug("result_norm", -1, st.out_rows_.data(), n_out, E);
+    kernels::matmul(w.output, st.out_rows_.data(), E, n_out, logits, c.n_vocab, pool);
+  }
+  return n_out;
+}
+
+}  // namespace pl
