@@ -11,8 +11,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-numpy python3-pytest
-  nodejs npm
 )
+
+# Node.js (for the real-client tests): Debian's only where the machine has none, since
+# another Node.js install (with its own npm) conflicts with Debian's nodejs/npm packages.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
