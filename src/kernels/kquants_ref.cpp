@@ -7,9 +7,12 @@
 // after re-rounding. The sub-block scales are then quantized to 6 (or 8) bits
 // against a per-super-block fp16 scale, and the elements re-rounded with the
 // scales as stored, so the stored block is exactly what was optimised.
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/fp16.h"
 #include "kernels/kernels_internal.h"
@@ -17,86 +20,78 @@
 namespace pl::kernels::detail {
 namespace {
 
-inline int round_int(float x) { return static_cast<int>(std::nearbyint(x)); }
+// Round to nearest, ties to even (the MXCSR default), as one cvtss2si: on the
+// x86-64 baseline std::nearbyint is a libm call, which dominated quantization.
+inline int round_int(float x) { return _mm_cvtss_si32(_mm_set_ss(x)); }
 
 constexpr int kSearchSteps = 12;  // candidates on each side of the plain range/levels spacing
 constexpr float kSearchStep = 0.08f;
 
+// Round to nearest even for |v| < 2^22 (adding 1.5 * 2^23 leaves no fraction
+// bits); unlike a libm call this vectorizes.
+inline float round_even(float v) { return (v + 0x1.8p23f) - 0x1.8p23f; }
+
 // Fits x ~= a * q - mn with q in [0, nmax], a >= 0, mn >= 0 (minimising the
-// squared error). Returns a and mn.
+// squared error). Each candidate's error comes from its sums in closed form:
+// sum (a q + b - x)^2 = a^2 Sqq + 2ab Sq + n b^2 - 2a Sqx - 2b Sx + Sxx.
 void fit_scale_min(const float* x, int n, int nmax, float& a_out, float& mn_out) {
-  float lo = x[0], hi = x[0];
-  for (int i = 1; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+  float lo = x[0], hi = x[0], sx = 0, sxx = 0;
+  for (int i = 0; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]), sx += x[i], sxx += x[i] * x[i];
   lo = std::min(lo, 0.0f);  // the offset can only be <= 0 (mins are stored unsigned)
   if (hi <= lo) {
     a_out = 0.0f;
     mn_out = -lo;
     return;
   }
-  auto error_of = [&](float a, float b) {
-    const float ia = a > 0.0f ? 1.0f / a : 0.0f;
-    float err = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const int q = std::clamp(round_int((x[i] - b) * ia), 0, nmax);
-      const float e = a * static_cast<float>(q) + b - x[i];
-      err += e * e;
-    }
-    return err;
-  };
-  float best_a = (hi - lo) / static_cast<float>(nmax), best_b = lo;
-  float best_err = error_of(best_a, best_b);
+  const float fn = static_cast<float>(n), fmax = static_cast<float>(nmax);
+  float best_a = (hi - lo) / fmax, best_b = lo, best_err = std::numeric_limits<float>::max();
   for (int s = -kSearchSteps; s <= kSearchSteps; ++s) {
-    const float iscale = (static_cast<float>(nmax) + kSearchStep * static_cast<float>(s)) / (hi - lo);
-    double sq = 0, sqq = 0, sx = 0, sqx = 0;
-    for (int i = 0; i < n; ++i) {
-      const int q = std::clamp(round_int(iscale * (x[i] - lo)), 0, nmax);
-      sq += q, sqq += static_cast<double>(q) * q, sx += x[i], sqx += static_cast<double>(q) * x[i];
-    }
-    const double det = n * sqq - sq * sq;
-    if (det <= 0) continue;
-    double a = (n * sqx - sq * sx) / det;
-    double b = (sqq * sx - sq * sqx) / det;
+    const float iscale = (fmax + kSearchStep * static_cast<float>(s)) / (hi - lo);
+    // Eight partial sums per quantity so the compiler can vectorize (n % 8 == 0).
+    float vq[8] = {}, vqq[8] = {}, vqx[8] = {};
+    for (int i = 0; i < n; i += 8)
+      for (int l = 0; l < 8; ++l) {
+        const float q = std::min(std::max(round_even(iscale * (x[i + l] - lo)), 0.0f), fmax);
+        vq[l] += q, vqq[l] += q * q, vqx[l] += q * x[i + l];
+      }
+    float sq = 0, sqq = 0, sqx = 0;
+    for (int l = 0; l < 8; ++l) sq += vq[l], sqq += vqq[l], sqx += vqx[l];
+    const float det = fn * sqq - sq * sq;
+    if (!(det > 0)) continue;
+    float a = (fn * sqx - sq * sx) / det, b = (sqq * sx - sq * sqx) / det;
     if (b > 0) b = 0, a = sqx / sqq;
-    if (a <= 0) continue;
-    const float err = error_of(static_cast<float>(a), static_cast<float>(b));
-    if (err < best_err) best_err = err, best_a = static_cast<float>(a), best_b = static_cast<float>(b);
+    if (!(a > 0)) continue;
+    const float err = a * a * sqq + 2 * a * b * sq + fn * b * b - 2 * a * sqx - 2 * b * sx + sxx;
+    if (err < best_err) best_err = err, best_a = a, best_b = b;
   }
   a_out = best_a;
   mn_out = -best_b;
 }
 
 // Fits x ~= a * q with q in [-32, 31] (a may be negative: the lone level -32
-// then sits on the larger side of the data).
+// then sits on the larger side of the data). Least-squares error of a
+// candidate: Sxx - Sqx^2 / Sqq.
 float fit_scale_sym6(const float* x, int n) {
   float amax = 0.0f, vmax = 0.0f;
   for (int i = 0; i < n; ++i)
     if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), vmax = x[i];
   if (amax == 0.0f) return 0.0f;
-  auto error_of = [&](float a) {
-    const float ia = 1.0f / a;
-    float err = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const int q = std::clamp(round_int(x[i] * ia), -32, 31);
-      const float e = a * static_cast<float>(q) - x[i];
-      err += e * e;
-    }
-    return err;
-  };
-  float best_a = vmax / -32.0f, best_err = error_of(best_a);
+  float best_a = vmax / -32.0f, best_gain = -1.0f;
   for (float level : {-32.0f, 31.0f}) {
     for (int s = -kSearchSteps; s <= kSearchSteps; ++s) {
       const float l = level + (level < 0 ? -1.0f : 1.0f) * kSearchStep * static_cast<float>(s);
       const float iscale = l / vmax;
-      double sqq = 0, sqx = 0;
-      for (int i = 0; i < n; ++i) {
-        const int q = std::clamp(round_int(iscale * x[i]), -32, 31);
-        sqq += static_cast<double>(q) * q, sqx += static_cast<double>(q) * x[i];
-      }
-      if (sqq <= 0) continue;
-      const float a = static_cast<float>(sqx / sqq);
-      if (a == 0.0f) continue;
-      const float err = error_of(a);
-      if (err < best_err) best_err = err, best_a = a;
+      float vqq[8] = {}, vqx[8] = {};
+      for (int i = 0; i < n; i += 8)
+        for (int l = 0; l < 8; ++l) {
+          const float q = std::min(std::max(round_even(iscale * x[i + l]), -32.0f), 31.0f);
+          vqq[l] += q * q, vqx[l] += q * x[i + l];
+        }
+      float sqq = 0, sqx = 0;
+      for (int l = 0; l < 8; ++l) sqq += vqq[l], sqx += vqx[l];
+      if (!(sqq > 0) || sqx == 0) continue;
+      const float gain = sqx * sqx / sqq;  // error = Sxx - gain
+      if (gain > best_gain) best_gain = gain, best_a = sqx / sqq;
     }
   }
   return best_a;

@@ -2,6 +2,8 @@
 // the activation formats, and the per-type entry points. Written from the
 // format definitions in blocks.h; the SIMD levels reuse these quantizers (they
 // run at model-conversion time, not in the forward pass).
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -22,7 +24,9 @@ void quantize_q6_k(const float* src, void* dst, int64_t n);
 
 namespace {
 
-inline int round_int(float x) { return static_cast<int>(std::nearbyint(x)); }
+// Round to nearest, ties to even (the MXCSR default), as one cvtss2si: on the
+// x86-64 baseline std::nearbyint is a libm call, which dominated quantization.
+inline int round_int(float x) { return _mm_cvtss_si32(_mm_set_ss(x)); }
 
 float max_abs(const float* x, int n) {
   float m = 0.0f;

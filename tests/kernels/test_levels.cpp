@@ -156,6 +156,36 @@ TEST(Levels, MatmulMatchesScalar) {
   }
 }
 
+// Short and odd row lengths: float tails (K % 16 != 0), fewer units than one
+// unpack chunk, single super-blocks.
+TEST(Levels, MatmulOddShapesMatchScalar) {
+  ThreadPool pool(2);
+  const std::vector<CpuLevel> levels = simd_levels();
+  if (levels.empty()) GTEST_SKIP() << "no SIMD level on this CPU";
+  for (DType t : test::weight_types()) {
+    const int64_t bs = detail::block_elems(t);
+    const std::vector<int64_t> cols = bs == 1 ? std::vector<int64_t>{1, 17, 37, 300} :
+                                      bs == 32 ? std::vector<int64_t>{32, 96, 288} : std::vector<int64_t>{256, 768};
+    for (int64_t n_cols : cols) {
+      for (int64_t n_tok : {1, 2, 9, 13, 20, 70}) {
+        const int64_t n_rows = 37;
+        auto w = test::random_weights(t, n_rows, n_cols, 3);
+        const WeightView wv{t, n_rows, n_cols, w.data()};
+        auto x = test::random_floats(static_cast<size_t>(n_tok * n_cols), 8);
+        std::vector<float> ya(static_cast<size_t>(n_tok * n_rows));
+        detail::matmul_with(detail::scalar_table(), wv, x.data(), n_cols, n_tok, ya.data(), n_rows, pool);
+        for (CpuLevel l : levels) {
+          std::vector<float> yb(ya.size());
+          detail::matmul_with(table_of(l), wv, x.data(), n_cols, n_tok, yb.data(), n_rows, pool);
+          for (size_t i = 0; i < ya.size(); ++i)
+            ASSERT_NEAR(ya[i], yb[i], 2e-5 * (std::fabs(ya[i]) + 1.0) * std::sqrt(static_cast<double>(n_cols)))
+                << cpu_level_name(l) << " " << dtype_name(t) << " cols=" << n_cols << " n_tok=" << n_tok << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Levels, VectorHelpersMatchScalar) {
   const LevelTable& ref = detail::scalar_table();
   for (CpuLevel l : simd_levels()) {

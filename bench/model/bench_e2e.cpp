@@ -1,0 +1,155 @@
+// End-to-end model benchmark (not a test): prefill and decode speed of one
+// model, and aggregate decode speed of B sequences batched together.
+//
+//   bench_e2e MODEL [--prompt 512] [--gen 64] [--reps 3] [--threads T] [--batched 1,2,4,8,16]
+//
+// Prints medians over --reps runs, and the memory-bandwidth roofline of a
+// batch-1 decode step (weight bytes / measured read bandwidth).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/single_sequence.h"
+#include "kernels/kernels.h"
+#include "kernels/thread_pool.h"
+#include "model/model.h"
+
+using namespace pl;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Streaming read bandwidth over a buffer far larger than the caches, all threads.
+double read_bandwidth_gbs(ThreadPool& pool) {
+  const size_t n = size_t{1} << 28;  // 1 GiB of floats
+  std::vector<float> buf(n, 1.0f);
+  std::vector<double> sums(pool.size());
+  std::vector<double> runs;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t = Clock::now();
+    pool.run([&](int ith, int nth) {
+      const size_t a = n * ith / nth, b = n * (ith + 1) / nth;
+      sums[ith] = kernels::dot_f32(buf.data() + a, buf.data() + a, static_cast<int64_t>(b - a));
+    });
+    runs.push_back(n * sizeof(float) / seconds_since(t) / 1e9);
+  }
+  return median(runs);
+}
+
+std::vector<int32_t> tokens(int n, int n_vocab, int seed) {
+  std::vector<int32_t> t(n);
+  uint32_t s = 12345u + seed;
+  for (int i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    t[i] = 3 + static_cast<int32_t>((s >> 8) % (n_vocab - 3));
+  }
+  return t;
+}
+
+// B sequences decoding together: one batch of B tokens per step.
+double batched_decode(const Model& m, ThreadPool& pool, int B, int n_prompt, int n_gen) {
+  const ModelConfig& c = m.config();
+  const int block = 32, per_seq_blocks = (n_prompt + n_gen + block - 1) / block;
+  KvStore kv({c.n_layer, c.n_head_kv, c.head_dim, block, B * per_seq_blocks});
+  ForwardState st(c, std::max(B, 512), pool.size());
+  std::vector<float> logits(static_cast<size_t>(std::max(B, 512)) * c.n_vocab);
+  std::vector<std::vector<int32_t>> tables(B);
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < per_seq_blocks; ++i) tables[b].push_back(b * per_seq_blocks + i);
+  // Prefill each sequence (not timed).
+  for (int b = 0; b < B; ++b) {
+    Batch batch;
+    std::vector<int32_t> p = tokens(n_prompt, c.n_vocab, b);
+    batch.add_seq(p, 0, tables[b], true);
+    forward(m, batch, kv, st, pool, logits.data());
+  }
+  auto t = Clock::now();
+  for (int step = 0; step < n_gen; ++step) {
+    Batch batch;
+    for (int b = 0; b < B; ++b) {
+      int32_t tok = 3 + (step * 7 + b) % 1000;
+      batch.add_seq(std::span<const int32_t>(&tok, 1), n_prompt + step, tables[b], true);
+    }
+    forward(m, batch, kv, st, pool, logits.data());
+  }
+  return static_cast<double>(B) * n_gen / seconds_since(t);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_e2e MODEL [--prompt N] [--gen N] [--reps N] [--threads T] [--batched 1,2,4]\n");
+    return 2;
+  }
+  std::string path = argv[1];
+  int n_prompt = 512, n_gen = 64, reps = 3, threads = default_thread_count();
+  std::string batched;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--prompt") n_prompt = std::stoi(v);
+    else if (k == "--gen") n_gen = std::stoi(v);
+    else if (k == "--reps") reps = std::stoi(v);
+    else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--batched") batched = v;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  try {
+    auto m = Model::load(path);
+    ThreadPool pool(threads);
+    const ModelConfig& c = m->config();
+    const double gb = m->weights().n_bytes / 1e9;
+    std::printf("model %s: %s, %d layers, n_embd %d, %.3f GB of weights; kernels %s, %d threads\n", path.c_str(),
+                c.arch.c_str(), c.n_layer, c.n_embd, gb, std::string(kernels::cpu_level_name()).c_str(), threads);
+    const double bw = read_bandwidth_gbs(pool);
+    std::printf("memory read bandwidth: %.1f GB/s -> batch-1 decode roofline %.1f tok/s\n", bw, bw / gb);
+
+    std::vector<double> pp, tg;
+    for (int r = 0; r < reps; ++r) {
+      SingleSequence seq(*m, n_prompt + n_gen + 1, 512, pool);
+      std::vector<int32_t> prompt = tokens(n_prompt, c.n_vocab, 100 + r);
+      auto t = Clock::now();
+      seq.eval(prompt);
+      pp.push_back(n_prompt / seconds_since(t));
+      t = Clock::now();
+      for (int i = 0; i < n_gen; ++i) {
+        int32_t tok = 3 + (i * 31) % 1000;
+        seq.eval(std::span<const int32_t>(&tok, 1));
+      }
+      tg.push_back(n_gen / seconds_since(t));
+    }
+    std::printf("prefill %d tokens: %.1f tok/s (median of %d)\n", n_prompt, median(pp), reps);
+    std::printf("decode  %d tokens: %.1f tok/s (median of %d) = %.0f%% of roofline, %.1f GB/s\n", n_gen, median(tg),
+                reps, 100.0 * median(tg) / (bw / gb), median(tg) * gb);
+    if (!batched.empty()) {
+      std::stringstream ss(batched);
+      std::string item;
+      std::printf("batched decode (%d-token prompts, %d generated per sequence):\n", 128, n_gen);
+      while (std::getline(ss, item, ',')) {
+        int B = std::stoi(item);
+        std::vector<double> runs;
+        for (int r = 0; r < reps; ++r) runs.push_back(batched_decode(*m, pool, B, 128, n_gen));
+        std::printf("  B=%-3d aggregate %.1f tok/s\n", B, median(runs));
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
