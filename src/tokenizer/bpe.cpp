@@ -78,7 +78,9 @@ class BpeEncoder final : public Encoder {
     if (ignore_merges_) {
       // Whole pre-tokens are looked up by their raw bytes, which saves
       // re-encoding every pre-token into the byte-level alphabet.
-      raw_index_.build(v.piece, [&](int32_t id) { return v.type[id] == TokenType::Normal; });
+      raw_index_.build(v.piece, [&](int32_t id) {
+        return v.type[id] == TokenType::Normal || v.type[id] == TokenType::Undefined;
+      });
     }
   }
 

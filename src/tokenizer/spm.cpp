@@ -23,8 +23,8 @@ class SpmEncoder final : public Encoder {
  public:
   explicit SpmEncoder(const Vocab& v) : v_(v), joinable_(std::make_unique<std::bitset<kPairBits>>()) {
     for (int32_t id = 0; id < v.n(); ++id) {
-      if (!v.is_text_token(id)) continue;
       const std::string& t = v.text[id];
+      if (t.empty() || !v.is_text_token(id)) continue;
       size_t pos = 0;
       char32_t prev = utf8_next(t, pos);
       while (pos < t.size()) {

@@ -39,6 +39,8 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& f) {
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
   const tok::Vocab& v = m_->vocab;
+  // Offsets inside the tokenizers are 32-bit; no prompt comes near this.
+  if (text.size() >= (size_t{1} << 31)) fail("text of {} bytes is too long to tokenize", text.size());
   std::string sanitized;
   if (!tok::is_valid_utf8(text)) {
     sanitized = tok::sanitize_utf8(text);
@@ -59,6 +61,10 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special, 
   };
   if (!v.specials.empty()) {
     for (size_t pos = 0; pos < text.size();) {
+      if (!v.specials.may_start(static_cast<uint8_t>(text[pos]))) {
+        ++pos;
+        continue;
+      }
       const auto [id, len] = v.specials.match(text, pos, parse_special);
       if (id < 0) {
         ++pos;

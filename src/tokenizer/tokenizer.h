@@ -59,7 +59,8 @@ class Tokenizer {
   static Tokenizer from_gguf(const GgufFile& f);
 
   // add_special: prepend BOS (CLS for WordPiece) and append EOS/SEP as the
-  // metadata (or the per-model default) says.
+  // metadata (or the per-model default) says. Throws pl::Error only for a
+  // text of 2 GiB or more.
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
 
   // Text of a whole sequence decoded from its start: byte tokens become raw

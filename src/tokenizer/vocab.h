@@ -78,6 +78,8 @@ class SpecialMatcher {
   // Longest added token starting at text[pos]: {id, length}, or {-1, 0}.
   std::pair<int32_t, size_t> match(std::string_view text, size_t pos, bool parse_special) const;
   bool empty() const { return nodes_.size() <= 1; }
+  // False when no added token starts with this byte (the common case, checked inline).
+  bool may_start(uint8_t b) const { return first_byte_[b]; }
 
  private:
   struct Node {

@@ -2,6 +2,8 @@
 // characters until complete, and turns bytes that cannot complete into U+FFFD.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "tok_test_util.h"
 #include "tokenizer/stream_decoder.h"
 #include "tokenizer/unicode.h"
@@ -95,6 +97,34 @@ TEST(StreamDecoder, InvalidBytesBecomeReplacementCharacters) {
     EXPECT_EQ(d.push(b(0xE2)), "");
     EXPECT_EQ(d.push(b(0x82)), "");
     EXPECT_EQ(d.push(b(0xAC)), "\xE2\x82\xAC");  // the decoder is usable after a flush
+  }
+}
+
+// Streaming random bytes gives exactly what sanitizing them all at once gives:
+// holding a partial character never changes the result, only its timing.
+TEST(StreamDecoder, RandomBytesMatchWholeStringSanitizing) {
+  REQUIRE_TOKENIZER(tok, "llama-spm");
+  std::mt19937 rng(12345);
+  // Bytes biased towards UTF-8 structure so that valid characters occur often.
+  auto random_byte = [&]() -> int {
+    switch (rng() % 4) {
+      case 0: return static_cast<int>(rng() % 0x80);
+      case 1: return 0x80 + static_cast<int>(rng() % 0x40);
+      case 2: return 0xC0 + static_cast<int>(rng() % 0x40);
+      default: return static_cast<int>(rng() % 0x100);
+    }
+  };
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<int32_t> ids;
+    std::string bytes;
+    const int n = static_cast<int>(rng() % 16);
+    for (int i = 0; i < n; ++i) {
+      const int b = random_byte();
+      ids.push_back(byte_token(*tok, b));
+      bytes.push_back(static_cast<char>(b));
+    }
+    const auto chunks = stream(*tok, ids);
+    ASSERT_EQ(join(chunks), tok::sanitize_utf8(bytes)) << escaped(bytes);
   }
 }
 

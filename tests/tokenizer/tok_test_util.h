@@ -28,6 +28,13 @@ namespace pl::toktest {
 namespace fs = std::filesystem;
 
 inline const fs::path kTestdata = PARALLAMA_TESTDATA;
+
+// Timing assertions are off under sanitizers, which slow everything several-fold.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
 inline const fs::path kVocabDir = kTestdata / "vocab";
 
 // HF-format tokenizers in testdata that stand in for a vocab GGUF we do not
