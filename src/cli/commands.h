@@ -17,5 +17,6 @@ void register_quantize(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_detokenize(CLI::App& app);
 void register_import_tokenizer(CLI::App& app);
+void register_runner(CLI::App& app);
 
 }  // namespace pl::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   pl::cli::register_tokenize(app);
   pl::cli::register_detokenize(app);
   pl::cli::register_import_tokenizer(app);
+  pl::cli::register_runner(app);
 
   try {
     app.parse(argc, argv);

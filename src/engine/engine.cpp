@@ -207,6 +207,11 @@ struct Engine::Impl {
       job.prompt_done = true;
       s.t_prompt_done = now;
     }
+    if (job.req.n_predict >= 0 && job.n_generated >= job.req.n_predict) {  // n_predict 0: the prompt only
+      s.t_last_token = now;
+      finish(job, FinishReason::Length);
+      return false;
+    }
     const int32_t id = job.sampler->sample(row, s.tokens);
     s.t_last_token = now;
     if (tok.is_eog(id)) {
@@ -242,6 +247,11 @@ struct Engine::Impl {
              fmt::format("the KV cache ({} tokens) is too small for this request ({} tokens)", cfg.n_ctx,
                          s->tokens.size()));
       jobs.erase(s->id);
+    }
+    // A preempted embedding sequence recomputes its whole prompt: start its sum again.
+    for (Sequence* s : plan.preempted) {
+      Job& job = *jobs.at(s->id);
+      if (job.req.embedding) std::fill(job.embedding_sum.begin(), job.embedding_sum.end(), 0.0);
     }
     if (plan.items.empty()) return;
 

@@ -327,3 +327,42 @@ TEST(Engine, EmbeddingIsTheMeanHiddenState) {
     EXPECT_NEAR(r.last.embedding[d], mean, 1e-4f) << d;
   }
 }
+
+TEST(Engine, NPredictZeroGeneratesNothing) {
+  auto l = random_model("f32");
+  Engine e(*l->model, *l->tok, cfg(1, 256));
+  Result r = drain(*e.submit(greedy({1, 5, 6, 7}, 0)));
+  EXPECT_TRUE(r.tokens.empty());
+  EXPECT_EQ(r.text, "");
+  EXPECT_EQ(r.last.reason, FinishReason::Length);
+  EXPECT_EQ(r.last.timings.n_generated, 0);
+  EXPECT_EQ(r.last.timings.n_prompt, 4);
+}
+
+// An embedding request preempted mid-prefill recomputes its prompt; the mean must not count chunks twice.
+TEST(Engine, PreemptedEmbeddingEqualsAlone) {
+  auto l = random_model("f32");
+  std::vector<int32_t> emb_prompt = prompts(1, l->model->config().n_vocab, 100)[0];  // 101 tokens
+  auto embed = [&](Engine& e) {
+    GenerateRequest g;
+    g.prompt = emb_prompt;
+    g.embedding = true;
+    return e.submit(std::move(g));
+  };
+  std::vector<float> alone;
+  {
+    EngineConfig c = cfg(1, 256, 16);
+    Engine e(*l->model, *l->tok, c);
+    alone = drain(*embed(e)).last.embedding;
+  }
+  EngineConfig c = cfg(2, 128, 16);
+  c.n_ctx_seq = 128;
+  Engine e(*l->model, *l->tok, c);
+  // A 61-token prompt generating 60 competes with the 101-token embedding for a 4-block pool.
+  auto gen = e.submit(greedy(prompts(1, l->model->config().n_vocab, 60)[0], 60));
+  Result r = drain(*embed(e));
+  drain(*gen);
+  EXPECT_GT(e.stats().preemptions, 0u);
+  ASSERT_EQ(r.last.embedding.size(), alone.size());
+  for (size_t i = 0; i < alone.size(); ++i) EXPECT_NEAR(r.last.embedding[i], alone[i], 1e-3f) << i;
+}

@@ -1,0 +1,56 @@
+// Request bodies of the runner's HTTP API, parsed into engine requests.
+//
+// Every function throws pl::Error with a message that names the field and says
+// what is wrong ("field 'top_k' must be an integer, got string"); the server
+// turns that into 400 {"error": ...}. A field that is absent or null takes its
+// default (sampling defaults are Ollama's, from SamplingParams); unknown fields
+// are ignored. Value checks that the engine owns (empty prompt, prompt longer
+// than the context, token ids outside the vocabulary, sampling ranges) are left
+// to Engine::submit so the messages come from one place.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace pl {
+class Tokenizer;
+}
+
+namespace pl::runner {
+
+// Parses a request body: it must be a JSON object.
+nlohmann::json parse_body(const std::string& body);
+
+// POST /completion
+struct CompletionParams {
+  GenerateRequest gen;  // prompt tokenized, sampling, n_predict, stop strings
+  bool stream = false;
+};
+// "prompt" is a string (tokenized with add_special, default true: BOS as the
+// tokenizer metadata says; parse_special, default true) or an array of token
+// ids, taken as they are (add_special does not apply to ids).
+CompletionParams parse_completion(const nlohmann::json& body, const Tokenizer& tok);
+
+// POST /tokenize {"content", "add_special" (default false), "parse_special" (default true)}
+std::vector<int32_t> parse_tokenize(const nlohmann::json& body, const Tokenizer& tok);
+
+// POST /detokenize {"tokens": [ids]}
+std::vector<int32_t> parse_detokenize(const nlohmann::json& body);
+
+// POST /embedding {"content" or "input": a string or an array of strings,
+// "add_special" (default true), "parse_special" (default true)}.
+struct EmbeddingParams {
+  std::vector<std::vector<int32_t>> prompts;  // one per input
+  bool batch = false;                         // the input was an array: answer {"embeddings": [...]}
+};
+EmbeddingParams parse_embedding(const nlohmann::json& body, const Tokenizer& tok);
+
+// POST /parallel {"n": K}: K as given (range checks belong to the server, which knows the KV pool).
+int parse_parallel(const nlohmann::json& body);
+
+}  // namespace pl::runner
