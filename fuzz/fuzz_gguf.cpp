@@ -20,12 +20,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)f.get_opt<std::string>("general.architecture");
       if (kv.value.is_array()) (void)kv.value.array().items.size();
     }
-    // What parses must write back and parse to the same content.
+    // What parses must write back, parse again, and write back to the same bytes (compared as bytes, not
+    // values: a NaN float round-trips bit for bit but never compares equal).
     std::vector<uint8_t> again = pl::GgufWriter::from_file(f).to_bytes();
     pl::GgufFile g = pl::GgufFile::parse(again);
     if (g.metadata().size() != f.metadata().size() || g.tensors().size() != f.tensors().size()) std::abort();
-    for (size_t i = 0; i < f.metadata().size(); ++i)
-      if (!(g.metadata()[i].value == f.metadata()[i].value)) std::abort();
+    if (pl::GgufWriter::from_file(g).to_bytes() != again) std::abort();
   } catch (const pl::GgufError&) {
   } catch (const pl::Error&) {
   }

@@ -23,8 +23,10 @@ if [ -d "$testdata" ]; then
   done
   cp "$testdata/models/stories260K.gguf" "$corpus/full-stories260K.gguf"
 else
-  echo "fuzz.sh: $testdata not found, fuzzing from an empty corpus"
+  echo "fuzz.sh: $testdata not found, fuzzing from the regression inputs only"
 fi
+# Inputs that once failed stay in the corpus for good.
+cp tests/gguf/fuzz_regressions/* "$corpus/"
 echo "fuzz.sh: fuzzing the GGUF reader for ${seconds}s"
 "$build/bin/fuzz_gguf" "$corpus" -max_total_time="$seconds" -max_len=1200000 -rss_limit_mb=2048 \
   -print_final_stats=1 2>&1 | tail -n 15
