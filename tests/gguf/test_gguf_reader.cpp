@@ -6,6 +6,7 @@
 #include "gguf/gguf.h"
 #include "gguf/gguf_writer.h"
 #include "raw_gguf.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using pl::DType;
@@ -13,12 +14,9 @@ using pl::GgufError;
 using pl::GgufFile;
 using pl::test::RawGguf;
 
+using pl::test::kTestdata;
+
 namespace {
-
-const fs::path kTestdata = PARALLAMA_TESTDATA;
-
-#define REQUIRE_TESTDATA()                                                                      \
-  if (!fs::exists(kTestdata)) GTEST_SKIP() << "shared testdata not found at " << kTestdata
 
 // The message of the GgufError that parsing `bytes` throws; fails the test if it parses.
 std::string parse_error(const std::vector<uint8_t>& bytes) {

@@ -8,25 +8,26 @@
 
 #include "gguf/gguf.h"
 #include "gguf/gguf_writer.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using pl::DType;
 using pl::GgufFile;
 using pl::GgufWriter;
 
+using pl::test::kTestdata;
+
 namespace {
 
-const fs::path kTestdata = PARALLAMA_TESTDATA;
-
 std::vector<uint8_t> read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string s = pl::test::read_file(p);
+  return {s.begin(), s.end()};
 }
 
 }  // namespace
 
 TEST(GgufWriter, RoundTripsTestdataByteExactly) {
-  if (!fs::exists(kTestdata)) GTEST_SKIP() << "shared testdata not found at " << kTestdata;
+  REQUIRE_TESTDATA();
   int n = 0;
   for (const char* dir : {"models", "vocab"}) {
     for (const auto& e : fs::directory_iterator(kTestdata / dir)) {
