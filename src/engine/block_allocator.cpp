@@ -76,8 +76,8 @@ uint64_t BlockAllocator::chain_hash(uint64_t parent, std::span<const int32_t> to
   return h ^ (h >> 31);
 }
 
-std::vector<int32_t> BlockAllocator::acquire_prefix(std::span<const int32_t> tokens, int max_tokens) {
-  std::vector<int32_t> out;
+BlockAllocator::PrefixHit BlockAllocator::acquire_prefix(std::span<const int32_t> tokens, int max_tokens) {
+  PrefixHit hit;
   ++n_queries_;
   const int n_full = std::min<int>(static_cast<int>(tokens.size()), max_tokens) / block_size_;
   n_query_blocks_ += n_full;
@@ -96,12 +96,12 @@ std::vector<int32_t> BlockAllocator::acquire_prefix(std::span<const int32_t> tok
       ++n_held_;
     }
     ++blk.ref;
-    out.push_back(b);
-    parent = h;
+    hit.blocks.push_back(b);
+    hit.last_hash = parent = h;
   }
-  n_hit_blocks_ += out.size();
+  n_hit_blocks_ += hit.blocks.size();
   check_counts();
-  return out;
+  return hit;
 }
 
 void BlockAllocator::register_full(int32_t block, uint64_t hash, std::span<const int32_t> tokens) {

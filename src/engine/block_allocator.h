@@ -45,10 +45,14 @@ class BlockAllocator {
   // Hash of a full block given its parent's hash (0 for the first block).
   static uint64_t chain_hash(uint64_t parent, std::span<const int32_t> tokens);
 
+  struct PrefixHit {
+    std::vector<int32_t> blocks;  // the cached blocks, in order
+    uint64_t last_hash = 0;       // chain hash of the last one (0 when none), to continue the chain from
+  };
   // Prefix-cache lookup: the longest run of leading full blocks of `tokens`
   // (at most max_tokens tokens) already cached. Each returned block gets a
   // reference. Counts a query, and a hit per block found.
-  std::vector<int32_t> acquire_prefix(std::span<const int32_t> tokens, int max_tokens);
+  PrefixHit acquire_prefix(std::span<const int32_t> tokens, int max_tokens);
   // Registers a block that a sequence has just filled (block_size tokens
   // computed), so later requests with the same prefix can reuse it. A block
   // whose hash is already cached stays uncached (the first copy wins).

@@ -117,13 +117,11 @@ StepPlan Scheduler::schedule() {
     // Reuse cached full blocks of the prompt, but always leave the last token
     // to compute: its logits start the generation (and a shared block is never written).
     if (prefix_cache_ && !seq->embedding) {
-      seq->blocks = blocks_.acquire_prefix(seq->tokens, static_cast<int>(seq->tokens.size()) - 1);
-      seq->n_computed = static_cast<int>(seq->blocks.size()) * blocks_.block_size();
+      BlockAllocator::PrefixHit hit = blocks_.acquire_prefix(seq->tokens, static_cast<int>(seq->tokens.size()) - 1);
+      seq->blocks = std::move(hit.blocks);
+      seq->n_computed = static_cast<int>(seq->blocks.size()) * B;
       seq->n_registered = static_cast<int>(seq->blocks.size());
-      seq->last_hash = 0;
-      for (int i = 0; i < seq->n_registered; ++i)
-        seq->last_hash = BlockAllocator::chain_hash(
-            seq->last_hash, std::span<const int32_t>(seq->tokens).subspan(static_cast<size_t>(i) * B, B));
+      seq->last_hash = hit.last_hash;
     }
     seq->n_prefix_hit = seq->n_computed;
     const int n = std::min(seq->n_pending(), budget);

@@ -27,13 +27,16 @@ TEST(BlockAllocator, PrefixCacheSharesAndEvictsLru) {
   a.register_full(b0, h0, std::span(toks).subspan(0, 2));
   a.register_full(b1, h1, std::span(toks).subspan(2, 2));
   // Another sequence with the same prefix shares them (ref 2).
-  std::vector<int32_t> hit = a.acquire_prefix(toks, 4);
+  std::vector<int32_t> hit = a.acquire_prefix(toks, 4).blocks;
   EXPECT_EQ(hit, (std::vector<int32_t>{b0, b1}));
+  EXPECT_EQ(a.acquire_prefix(toks, 4).last_hash, h1);  // the chain continues from the last block
+  a.release(b0);
+  a.release(b1);
   EXPECT_EQ(a.ref_count(b0), 2);
   // max_tokens caps the lookup: 3 tokens cover one full block.
   a.release(b0);
   a.release(b1);
-  std::vector<int32_t> one = a.acquire_prefix(toks, 3);
+  std::vector<int32_t> one = a.acquire_prefix(toks, 3).blocks;
   EXPECT_EQ(one, (std::vector<int32_t>{b0}));
   a.release(b0);
   // All released: cached blocks stay findable, as evictable.
@@ -44,16 +47,16 @@ TEST(BlockAllocator, PrefixCacheSharesAndEvictsLru) {
   EXPECT_EQ(a.n_available(), 4);
   // A different prefix misses.
   std::vector<int32_t> other = {1, 9, 3, 4};
-  EXPECT_TRUE(a.acquire_prefix(other, 4).empty());
+  EXPECT_TRUE(a.acquire_prefix(other, 4).blocks.empty());
   // Allocation takes free blocks first, then evicts the least recently used cached one (b0, released first).
   a.allocate();
   a.allocate();
   int32_t evicted = *a.allocate();
   EXPECT_EQ(evicted, b0);
   EXPECT_FALSE(a.is_cached(b0));
-  EXPECT_TRUE(a.acquire_prefix(toks, 4).empty());  // chain broken at block 0
-  EXPECT_EQ(a.n_prefix_queries(), 4u);
-  EXPECT_EQ(a.n_prefix_hit_blocks(), 3u);
+  EXPECT_TRUE(a.acquire_prefix(toks, 4).blocks.empty());  // chain broken at block 0
+  EXPECT_EQ(a.n_prefix_queries(), 5u);
+  EXPECT_EQ(a.n_prefix_hit_blocks(), 5u);
 }
 
 TEST(BlockAllocator, DoubleReleaseIsACheckFailure) {
