@@ -90,6 +90,7 @@ ForwardState::ForwardState(const ModelConfig& c, int max_tokens, int n_threads) 
   hb2_.resize(T * c.n_ff);
   rope_cos_.resize(T * c.n_rot / 2);
   rope_sin_.resize(T * c.n_rot / 2);
+  rope_inv_freq_.resize(c.n_rot / 2);
   out_rows_.resize(T * c.n_embd);
   attn_scratch_.per_thread.resize(n_threads);
 }
@@ -119,11 +120,14 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
   // Rotation angles per token, shared by every layer and head. Computed in
   // double: position x frequency loses precision in float at long contexts.
   const int half = c.n_rot / 2;
+  double* inv_freq = st.rope_inv_freq_.data();  // per rotary pair; the same for every token
+  for (int i = 0; i < half; ++i) {
+    inv_freq[i] = std::pow(static_cast<double>(c.rope_freq_base), -2.0 * i / c.n_rot) * c.rope_freq_scale;
+    if (!w.rope_freqs.empty()) inv_freq[i] /= w.rope_freqs[i];
+  }
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < half; ++i) {
-      double inv_freq = std::pow(static_cast<double>(c.rope_freq_base), -2.0 * i / c.n_rot);
-      if (!w.rope_freqs.empty()) inv_freq /= w.rope_freqs[i];
-      const double theta = static_cast<double>(batch.pos[t]) * c.rope_freq_scale * inv_freq;
+      const double theta = static_cast<double>(batch.pos[t]) * inv_freq[i];
       st.rope_cos_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::cos(theta));
       st.rope_sin_[static_cast<size_t>(t) * half + i] = static_cast<float>(std::sin(theta));
     }

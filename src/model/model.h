@@ -67,6 +67,7 @@ class ForwardState {
   std::vector<float> hb2_;   // [max_tokens, n_ff] up
   std::vector<float> rope_cos_;  // [max_tokens, n_rot / 2]
   std::vector<float> rope_sin_;  // [max_tokens, n_rot / 2]
+  std::vector<double> rope_inv_freq_;  // [n_rot / 2] angle per position of each rotary pair
   std::vector<float> out_rows_;  // [max_tokens, n_embd] rows that need logits, gathered
   AttentionScratch attn_scratch_;
 };
