@@ -4,15 +4,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "core/error.h"
 
 namespace pl::test {
 
@@ -34,6 +39,17 @@ inline std::vector<int32_t> read_ids(const std::filesystem::path& p) {
   int32_t id;
   while (in >> id) ids.push_back(id);
   return ids;
+}
+
+// The message of the pl::Error that f throws; a test failure when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a pl::Error";
+  return "(no error)";
 }
 
 struct CommandResult {

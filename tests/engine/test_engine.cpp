@@ -7,6 +7,7 @@
 #include "engine/single_sequence.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "model_fixture.h"
 #include "test_util.h"
 
 using namespace pl;
@@ -23,15 +24,7 @@ struct Loaded {
 
 std::unique_ptr<Loaded> random_model(const std::string& type, int seed = 3) {
   auto l = std::make_unique<Loaded>();
-  RandomModelSpec spec;
-  spec.n_embd = 64;
-  spec.n_layer = 2;
-  spec.n_head = 4;
-  spec.n_head_kv = 2;
-  spec.n_ff = 128;
-  spec.type = type;
-  spec.seed = seed;
-  write_random_model(spec, l->dir.file("m.gguf"), 2);
+  write_random_model(small_model_spec(type, seed), l->dir.file("m.gguf"), 2);
   l->model = Model::load(l->dir.file("m.gguf"));
   l->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(l->model->gguf()));
   return l;

@@ -13,6 +13,7 @@
 #include "model/attention.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "model_fixture.h"
 #include "test_util.h"
 
 using namespace pl;
@@ -29,15 +30,7 @@ struct SeqRun {
 
 void check_invariance(const std::string& type, float tol) {
   TempDir dir;
-  RandomModelSpec spec;
-  spec.n_embd = 64;
-  spec.n_layer = 2;
-  spec.n_head = 4;
-  spec.n_head_kv = 2;
-  spec.n_ff = 128;
-  spec.type = type;
-  spec.seed = 11;
-  write_random_model(spec, dir.file("m.gguf"), 2);
+  write_random_model(small_model_spec(type, 11), dir.file("m.gguf"), 2);
   auto model = Model::load(dir.file("m.gguf"));
   const int V = model->config().n_vocab;
   ThreadPool pool(2);

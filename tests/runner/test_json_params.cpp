@@ -30,15 +30,6 @@ const Tokenizer& tokenizer() {
   return *tok;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 TEST(JsonParams, CompletionDefaultsAreOllamas) {

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "model_fixture.h"
 #include "runner/runner_server.h"
 #include "runner_harness.h"
 #include "tokenizer/tokenizer.h"
@@ -19,14 +20,8 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string write_small_model(const TempDir& dir) {
-  RandomModelSpec spec;
-  spec.n_embd = 64;
-  spec.n_layer = 2;
-  spec.n_head = 4;
-  spec.n_head_kv = 2;
-  spec.n_ff = 128;
   const std::string path = dir.file("m.gguf");
-  write_random_model(spec, path, 2);
+  write_random_model(small_model_spec(), path, 2);
   return path;
 }
 

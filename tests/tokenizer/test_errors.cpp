@@ -14,16 +14,6 @@ namespace {
 
 using Ids = std::vector<int32_t>;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a pl::Error";
-  return "";
-}
-
 // A small SPM vocab written from scratch: <unk> <s> </s>, byte tokens, a few pieces.
 GgufWriter tiny_spm() {
   GgufWriter w;

@@ -47,14 +47,6 @@ std::vector<std::string> params() {
   return v;
 }
 
-std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string s = info.param.empty() ? "none" : info.param;
-  for (char& c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  }
-  return s;
-}
-
 INSTANTIATE_TEST_SUITE_P(Testdata, GoldenVocab, ::testing::ValuesIn(params()), param_name);
 
 }  // namespace

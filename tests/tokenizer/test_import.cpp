@@ -13,16 +13,6 @@
 namespace pl::toktest {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a pl::Error";
-  return "";
-}
-
 Tokenizer tokenizer_from(const GgufWriter& w) {
   const std::vector<uint8_t> bytes = w.to_bytes();
   return Tokenizer::from_gguf(GgufFile::parse(bytes));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <cstdio>
@@ -21,13 +22,16 @@
 #include "gguf/gguf.h"
 #include "gguf/gguf_writer.h"
 #include "tokenizer/import_hf.h"
+#include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pl::toktest {
 
 namespace fs = std::filesystem;
 
-inline const fs::path kTestdata = PARALLAMA_TESTDATA;
+using pl::test::error_of;
+using pl::test::kTestdata;
+using pl::test::read_file;
 
 // Timing assertions are off under sanitizers, which slow everything several-fold.
 #if defined(__SANITIZE_ADDRESS__)
@@ -36,6 +40,15 @@ inline constexpr bool kSanitized = true;
 inline constexpr bool kSanitized = false;
 #endif
 inline const fs::path kVocabDir = kTestdata / "vocab";
+
+// A vocab name as a valid GoogleTest parameter name ("" when testdata is absent).
+inline std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param.empty() ? "none" : info.param;
+  for (char& c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return s;
+}
 
 // HF-format tokenizers in testdata that stand in for a vocab GGUF we do not
 // have (by the name used in ggml-vocab-<name>.gguf.inp): directory and pre.
@@ -47,11 +60,6 @@ struct HfSource {
 inline const std::map<std::string, HfSource>& hf_sources() {
   static const std::map<std::string, HfSource> m = {{"llama-bpe", {"llama3.2-bpe", "llama-bpe", true}}};
   return m;
-}
-
-inline std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // Test strings of an .inp file (see testdata/SOURCES.md).
