@@ -373,9 +373,25 @@ std::unique_ptr<Request> Engine::submit(GenerateRequest req) {
   if (req.prompt.empty()) fail("the prompt is empty");
   for (int32_t id : req.prompt)
     if (id < 0 || id >= c.n_vocab) fail("token id {} is outside the vocabulary (0..{})", id, c.n_vocab - 1);
-  if (static_cast<int>(req.prompt.size()) >= cfg_.n_ctx_seq + (req.embedding ? 1 : 0))
-    fail("the prompt has {} tokens, more than the context allows ({})", req.prompt.size(),
-         cfg_.n_ctx_seq - (req.embedding ? 0 : 1));
+  const int n_ctx = req.n_ctx > 0 ? std::min(req.n_ctx, cfg_.n_ctx_seq) : cfg_.n_ctx_seq;
+  // A generation needs room for at least one new token; an embedding does not.
+  const int max_prompt = req.embedding ? n_ctx : n_ctx - 1;
+  if (static_cast<int>(req.prompt.size()) > max_prompt) {
+    if (!req.truncate || max_prompt < 1)
+      fail("the prompt has {} tokens, more than the context allows ({})", req.prompt.size(), max_prompt);
+    if (req.embedding) {
+      req.prompt.resize(static_cast<size_t>(max_prompt));
+    } else {
+      // Keep the first token (BOS, or the start of the instructions) and the
+      // most recent tokens, leaving half the context to generate into.
+      const size_t keep_tail = static_cast<size_t>(std::max(1, n_ctx / 2 - 1));
+      std::vector<int32_t> p;
+      p.reserve(keep_tail + 1);
+      p.push_back(req.prompt.front());
+      p.insert(p.end(), req.prompt.end() - static_cast<std::ptrdiff_t>(keep_tail), req.prompt.end());
+      req.prompt = std::move(p);
+    }
+  }
   req.sampling.validate();
 
   auto job = std::make_unique<Job>();
@@ -384,7 +400,7 @@ std::unique_ptr<Request> Engine::submit(GenerateRequest req) {
   s.id = id;
   s.tokens = req.prompt;
   s.n_prompt = static_cast<int>(req.prompt.size());
-  s.n_ctx_max = cfg_.n_ctx_seq;
+  s.n_ctx_max = n_ctx;
   s.embedding = req.embedding;
   s.t_arrival = Clock::now();
   job->ch = std::make_shared<EventChannel>();

@@ -44,6 +44,12 @@ struct GenerateRequest {
   int n_predict = -1;               // -1: until an end-of-generation token or the context is full
   std::vector<std::string> stop;    // stop strings
   bool embedding = false;           // return the mean of the prompt's final hidden states instead
+  int n_ctx = 0;                    // this request's context limit (Ollama's num_ctx); 0 or more than
+                                    // the engine's n_ctx_seq: n_ctx_seq
+  // A prompt that does not fit the context: false -> submit() throws; true ->
+  // generation keeps the first token (BOS) and the last half of the context's
+  // worth of the rest, as Ollama does; an embedding keeps the beginning.
+  bool truncate = false;
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled, Error };
@@ -142,7 +148,7 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Validates (empty prompt, prompt longer than n_ctx_seq, bad token ids,
+  // Validates (empty prompt, prompt longer than the context unless truncate, bad token ids,
   // bad sampling values -> pl::Error) and queues the request.
   std::unique_ptr<Request> submit(GenerateRequest req);
   // Takes effect at the next step: growing admits waiting requests, shrinking

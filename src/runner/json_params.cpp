@@ -152,6 +152,9 @@ CompletionParams parse_completion(const json& body, const Tokenizer& tok) {
   }
   p.gen.n_predict = get_int(body, "n_predict", -1);
   if (p.gen.n_predict < -1) fail("field 'n_predict' must be -1 (no limit) or a count >= 0, got {}", p.gen.n_predict);
+  p.gen.n_ctx = get_int(body, "n_ctx", 0);
+  if (p.gen.n_ctx < 0) fail("field 'n_ctx' must be 0 (the runner's) or a positive count, got {}", p.gen.n_ctx);
+  p.gen.truncate = get_bool(body, "truncate", false);
   p.gen.sampling = parse_sampling(body);
   p.gen.stop = parse_stop(body);
   p.stream = get_bool(body, "stream", false);
@@ -177,6 +180,9 @@ EmbeddingParams parse_embedding(const json& body, const Tokenizer& tok) {
   const bool add_special = get_bool(body, "add_special", true);
   const bool parse_special = get_bool(body, "parse_special", true);
   EmbeddingParams p;
+  p.n_ctx = get_int(body, "n_ctx", 0);
+  if (p.n_ctx < 0) fail("field 'n_ctx' must be 0 (the runner's) or a positive count, got {}", p.n_ctx);
+  p.truncate = get_bool(body, "truncate", false);
   if (v->is_string()) {
     p.prompts.push_back(tok.encode(v->get_ref<const std::string&>(), add_special, parse_special));
   } else if (v->is_array()) {

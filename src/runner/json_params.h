@@ -47,6 +47,8 @@ std::vector<int32_t> parse_detokenize(const nlohmann::json& body);
 struct EmbeddingParams {
   std::vector<std::vector<int32_t>> prompts;  // one per input
   bool batch = false;                         // the input was an array: answer {"embeddings": [...]}
+  int n_ctx = 0;                              // "n_ctx": context limit per input (0: the runner's)
+  bool truncate = false;                      // "truncate": cut inputs that do not fit instead of failing
 };
 EmbeddingParams parse_embedding(const nlohmann::json& body, const Tokenizer& tok);
 

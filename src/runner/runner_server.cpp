@@ -245,6 +245,8 @@ void RunnerServer::Impl::embedding(const httplib::Request& req, httplib::Respons
     GenerateRequest g;
     g.prompt = std::move(prompt);
     g.embedding = true;
+    g.n_ctx = p.n_ctx;
+    g.truncate = p.truncate;
     handles.push_back(e.submit(std::move(g)));  // a bad one throws; the handles so far cancel
   }
   const auto t0 = Clock::now();

@@ -359,3 +359,38 @@ TEST(Engine, PreemptedEmbeddingEqualsAlone) {
   ASSERT_EQ(r.last.embedding.size(), alone.size());
   for (size_t i = 0; i < alone.size(); ++i) EXPECT_NEAR(r.last.embedding[i], alone[i], 1e-3f) << i;
 }
+
+// A request's own num_ctx caps its sequence below the engine's; truncate keeps
+// the first token and the most recent ones instead of failing.
+TEST(Engine, PerRequestContextAndTruncation) {
+  auto l = random_model("f32");
+  Engine e(*l->model, *l->tok, cfg(1, 256));
+  std::vector<int32_t> long_prompt = prompts(1, l->model->config().n_vocab, 40)[0];  // 41 tokens
+  GenerateRequest g = greedy(long_prompt, 100);
+  g.n_ctx = 32;
+  EXPECT_THROW(e.submit(g), Error);  // does not fit 32 without truncation
+
+  g.truncate = true;
+  Result r = drain(*e.submit(g));
+  // Kept: the first token and the last 15 (half the context, less one) -> 16 prompt tokens,
+  // then generation stops when the 32-token context is full.
+  EXPECT_EQ(r.last.timings.n_prompt, 16);
+  EXPECT_EQ(r.last.reason, FinishReason::Length);
+  EXPECT_EQ(r.last.timings.n_generated, 16);
+
+  // Same as submitting the truncated prompt by hand.
+  std::vector<int32_t> cut = {long_prompt.front()};
+  cut.insert(cut.end(), long_prompt.end() - 15, long_prompt.end());
+  GenerateRequest h = greedy(cut, 100);
+  h.n_ctx = 32;
+  EXPECT_EQ(drain(*e.submit(h)).tokens, r.tokens);
+
+  // An embedding keeps the beginning.
+  GenerateRequest emb;
+  emb.prompt = long_prompt;
+  emb.embedding = true;
+  emb.n_ctx = 20;
+  emb.truncate = true;
+  Result er = drain(*e.submit(emb));
+  EXPECT_EQ(er.last.timings.n_prompt, 20);
+}
