@@ -11,7 +11,17 @@ echo "== ctest"
 ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 900 || failed+=(ctest)
 
 echo "== python reference tests"
-PARALLAMA_BIN="$PWD/build/bin/parallama" "$python" -m pytest -q tests/reference || failed+=(pytest)
+PARALLAMA_BIN="$PWD/build/bin/parallama" "$python" -m pytest -q tests/reference || failed+=(pytest-reference)
+
+echo "== HTTP API tests (a live parallama serve)"
+PARALLAMA_BIN="$PWD/build/bin/parallama" "$python" -m pytest -q tests/server || failed+=(pytest-server)
+
+echo "== the official ollama and openai JavaScript clients (from npm) against a live parallama serve"
+if (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error); then
+  (cd tests/clients && PARALLAMA_BIN="$PWD/../../build/bin/parallama" node --test --test-concurrency=1) || failed+=(clients)
+else
+  failed+=(clients-npm-install)
+fi
 
 echo "== fuzz (GGUF reader)"
 ./scripts/fuzz.sh "${PARALLAMA_FUZZ_SECONDS:-60}" || failed+=(fuzz)

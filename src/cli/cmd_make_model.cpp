@@ -15,6 +15,7 @@ void register_make_model(CLI::App& app) {
     RandomModelSpec spec;
     std::string out;
     int threads = 0;
+    bool no_parallel = false;
   };
   auto o = std::make_shared<Options>();
   RandomModelSpec& s = o->spec;
@@ -39,8 +40,11 @@ void register_make_model(CLI::App& app) {
   cmd->add_flag("--tied-output", s.tied_output, "No output.weight: reuse token_embd for the output projection");
   cmd->add_option("--rms-norm-eps", s.rms_norm_eps, "RMSNorm epsilon")->capture_default_str();
   cmd->add_option("--name", s.name, "general.name")->capture_default_str();
+  cmd->add_flag("--no-parallel", o->no_parallel,
+                "Declare that the model cannot batch sequences (parallama.supports_parallel = false)");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
   cmd->callback([o] {
+    o->spec.supports_parallel = !o->no_parallel;
     int threads = o->threads > 0 ? o->threads : default_thread_count();
     write_random_model(o->spec, o->out, threads);
     std::fprintf(stderr, "wrote %s\n", o->out.c_str());

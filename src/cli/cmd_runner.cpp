@@ -6,6 +6,8 @@
 // as ordinary code, not inside a signal handler.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <ctime>
 
@@ -45,9 +47,20 @@ void register_runner(CLI::App& app) {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+    // A runner outlives no parent: when the server that spawned it dies (even
+    // by SIGKILL) the runner is re-parented, and stops instead of holding the
+    // model's memory forever. (PR_SET_PDEATHSIG would fire when the spawning
+    // *thread* ends, which for the server is any HTTP thread.)
+    const pid_t parent = getppid();
     runner::RunnerServer server(static_cast<const runner::RunnerOptions&>(*o));
     server.start();
+    bool orphaned = false;
     while (!server.finished()) {
+      if (!orphaned && getppid() != parent) {
+        orphaned = true;
+        runner::log_info("the parent process {} went away, stopping", parent);
+        server.stop();
+      }
       const timespec tick{0, 100 * 1000 * 1000};
       const int sig = sigtimedwait(&stop_signals, nullptr, &tick);
       if (sig == SIGTERM || sig == SIGINT) {

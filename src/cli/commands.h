@@ -18,5 +18,7 @@ void register_tokenize(CLI::App& app);
 void register_detokenize(CLI::App& app);
 void register_import_tokenizer(CLI::App& app);
 void register_runner(CLI::App& app);
+void register_serve(CLI::App& app);
+void register_client_commands(CLI::App& app);  // run list ps show create cp rm stop pull
 
 }  // namespace pl::cli

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   pl::cli::register_detokenize(app);
   pl::cli::register_import_tokenizer(app);
   pl::cli::register_runner(app);
+  pl::cli::register_serve(app);
+  pl::cli::register_client_commands(app);
 
   try {
     app.parse(argc, argv);

@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <string_view>
+
 #include "core/error.h"
 #include "gguf/gguf.h"
 
@@ -64,6 +66,16 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
     fail("cannot tell the vocabulary size: no tokenizer.ggml.tokens and no 2-D token_embd.weight");
   }
   return c;
+}
+
+bool supports_parallel(const GgufFile& f) {
+  // Architectures whose forward pass takes a mixed batch of sequences (per-token
+  // positions, attention over each sequence's own KV blocks).
+  static constexpr std::string_view kBatched[] = {"llama", "qwen2", "qwen3"};
+  const std::string arch = f.get_or<std::string>("general.architecture", "");
+  bool known = false;
+  for (std::string_view a : kBatched) known = known || a == arch;
+  return known && f.get_or<bool>("parallama.supports_parallel", true);
 }
 
 }  // namespace pl

@@ -41,4 +41,10 @@ struct ModelConfig {
   static ModelConfig from_gguf(const GgufFile& f);
 };
 
+// Whether the engine may run several sequences of this model in one batch: an
+// architecture table (llama, qwen2, qwen3 can), and a model may opt out with
+// `parallama.supports_parallel = false` in its metadata. The scheduler forces
+// parallel 1 when this is false.
+bool supports_parallel(const GgufFile& f);
+
 }  // namespace pl

@@ -142,6 +142,7 @@ void write_random_model(const RandomModelSpec& s, const std::string& path, int n
   w.set("general.name", s.name);
   w.set("general.file_type", ft.gguf_id);
   w.set("general.quantization_version", uint32_t{2});
+  if (!s.supports_parallel) w.set("parallama.supports_parallel", false);
   w.set(a + ".context_length", static_cast<uint32_t>(s.n_ctx));
   w.set(a + ".embedding_length", static_cast<uint32_t>(s.n_embd));
   w.set(a + ".block_count", static_cast<uint32_t>(s.n_layer));

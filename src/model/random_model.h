@@ -27,6 +27,7 @@ struct RandomModelSpec {
   bool tied_output = false;     // no output.weight: the output projection reuses token_embd
   float rms_norm_eps = 1e-5f;
   std::string name = "random";
+  bool supports_parallel = true;  // false: writes parallama.supports_parallel = false (the scheduler forces parallel 1)
 };
 
 // Validates the spec (pl::Error on a bad shape or option) and writes the model.

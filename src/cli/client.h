@@ -1,0 +1,26 @@
+// The CLI's HTTP client to a running `parallama serve` (OLLAMA_HOST, like Ollama's CLI).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+namespace pl::cli {
+
+struct ApiClient {
+  std::string host;  // 0.0.0.0 is dialled as 127.0.0.1
+  int port = 11434;
+  static ApiClient from_env();
+
+  // One JSON request; throws pl::Error with the server's {"error"} message (or
+  // "could not connect to parallama at host:port: is `parallama serve` running?").
+  nlohmann::json call(const std::string& method, const std::string& path, const nlohmann::json& body = nullptr) const;
+  // A streaming NDJSON request: on_line gets each object; an {"error"} line throws.
+  void stream(const std::string& path, const nlohmann::json& body,
+              const std::function<void(const nlohmann::json&)>& on_line) const;
+  bool head(const std::string& path) const;                      // true on 200
+  void upload(const std::string& path, const std::string& file) const;  // POST a file's bytes
+};
+
+}  // namespace pl::cli

@@ -1,0 +1,23 @@
+// One GET /health against a runner on the loopback interface.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace pl::sched {
+
+enum class Health {
+  NoAnswer,  // not listening yet (or gone)
+  Loading,   // 503
+  Ready,     // 200
+  Failed,    // 500: the load failed; `error` says why
+};
+
+struct HealthReply {
+  Health health = Health::NoAnswer;
+  std::string error;  // Failed: the runner's "error" field (or its body)
+};
+
+HealthReply check_health(int port, std::chrono::milliseconds timeout);
+
+}  // namespace pl::sched

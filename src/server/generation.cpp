@@ -1,0 +1,172 @@
+// Proxying a generation to a runner: status first, then NDJSON pieces.
+#include <cmath>
+
+#include "core/error.h"
+#include "server/server_impl.h"
+
+namespace pl::server {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The runner's error body {"error": "..."} or the raw text.
+std::string error_text(const std::string& body) {
+  try {
+    json j = json::parse(body);
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"].get<std::string>();
+  } catch (const json::exception&) {
+  }
+  return body.empty() ? "no details" : body;
+}
+
+}  // namespace
+
+Generation::Generation(std::unique_ptr<sched::Lease> lease, const std::string& path, const json& body,
+                       Clock::time_point t_arrival)
+    : lease_(std::move(lease)), call_(lease_->port(), path, dump(body)), t_arrival_(t_arrival) {
+  const int status = call_.status();
+  if (status == 200) return;
+  if (status == 0) throw HttpError(500, lost_runner_message());
+  throw HttpError(status == 503 ? 503 : status >= 500 ? 500 : 400, error_text(call_.body()));
+}
+
+std::string Generation::lost_runner_message() {
+  std::string why = lease_->runner_exit_reason();
+  if (!why.empty()) return why;
+  const std::string err = call_.transport_error();
+  return "lost the connection to the model runner" + (err.empty() ? std::string() : ": " + err);
+}
+
+bool Generation::next(Piece& out, std::chrono::milliseconds timeout) {
+  if (finished_) {
+    out = Piece{Piece::Kind::Error, "", 0, "", nullptr, "the generation has already ended"};
+    return true;
+  }
+  std::string line;
+  for (;;) {
+    switch (call_.next_line(line, timeout)) {
+      case RunnerCall::Next::Timeout:
+        return false;
+      case RunnerCall::Next::End:
+        finished_ = true;
+        out = Piece{Piece::Kind::Error, "", 0, "", nullptr, lost_runner_message()};
+        return true;
+      case RunnerCall::Next::Line:
+        break;
+    }
+    if (line.empty()) continue;
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception&) {
+      finished_ = true;
+      out = Piece{Piece::Kind::Error, "", 0, "", nullptr, "the model runner sent a malformed line"};
+      return true;
+    }
+    out = Piece{};
+    if (j.contains("error")) {
+      finished_ = true;
+      out.kind = Piece::Kind::Error;
+      out.error = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+      return true;
+    }
+    out.content = j.value("content", std::string());
+    if (j.contains("tokens") && j["tokens"].is_array()) out.n_tokens = static_cast<int>(j["tokens"].size());
+    if (j.value("stop", false)) {
+      finished_ = true;
+      out.kind = Piece::Kind::Done;
+      out.done_reason = j.value("done_reason", std::string("stop"));
+      out.timings = j.value("timings", json::object());
+      return true;
+    }
+    if (out.content.empty()) continue;  // nothing a client could see (a partial UTF-8 character)
+    out.kind = Piece::Kind::Text;
+    return true;
+  }
+}
+
+json ollama_stats(const Generation& g, const Piece& done) {
+  const json& t = done.timings;
+  auto ns = [](double ms) { return static_cast<int64_t>(ms * 1e6); };
+  const double total_ms = std::chrono::duration<double, std::milli>(Clock::now() - g.t_arrival()).count();
+  return json{{"total_duration", ns(total_ms)},
+              {"load_duration", ns(g.load_ms())},
+              {"prompt_eval_count", t.value("prompt_n", 0)},
+              {"prompt_eval_duration", ns(t.value("prompt_ms", 0.0))},
+              {"eval_count", t.value("predicted_n", 0)},
+              {"eval_duration", ns(t.value("predicted_ms", 0.0))}};
+}
+
+void drain(Generation& gen, const std::function<void(const Piece&)>& on_piece) {
+  Piece p;
+  for (;;) {
+    if (!gen.next(p, 1000ms)) continue;
+    if (p.kind == Piece::Kind::Error) throw HttpError(500, p.error);
+    on_piece(p);
+    if (p.kind == Piece::Kind::Done) return;
+  }
+}
+
+void stream_response(httplib::Response& res, const char* content_type, std::shared_ptr<Generation> gen,
+                     std::function<std::string(const Piece&)> format, std::string trailer) {
+  res.status = 200;
+  auto ended = std::make_shared<bool>(false);
+  res.set_chunked_content_provider(
+      content_type,
+      [gen, format = std::move(format), trailer = std::move(trailer), ended](size_t, httplib::DataSink& sink) {
+        if (*ended) {
+          sink.done();
+          return true;
+        }
+        Piece p;
+        if (!gen->next(p, 100ms)) {
+          if (!sink.is_writable()) {  // the client went away while the runner was busy
+            gen->cancel();
+            return false;
+          }
+          return true;
+        }
+        std::string out = format(p);
+        const bool last = p.kind != Piece::Kind::Text;
+        if (last) out += trailer;
+        if (!out.empty() && !sink.write(out.data(), out.size())) {
+          gen->cancel();
+          return false;
+        }
+        if (last) {
+          *ended = true;
+          sink.done();
+        }
+        return true;
+      },
+      [gen](bool) { gen->cancel(); });
+}
+
+EmbedResult run_embeddings(sched::Lease& lease, const std::vector<std::string>& inputs, int num_ctx, bool truncate) {
+  json body{{"content", inputs}, {"truncate", truncate}, {"n_ctx", num_ctx}};
+  RunnerReply r = runner_post(lease.port(), "/embedding", dump(body));
+  if (r.status == 0) {
+    std::string why = lease.runner_exit_reason();
+    throw HttpError(500, why.empty() ? "lost the connection to the model runner: " + r.error : why);
+  }
+  if (r.status != 200) throw HttpError(r.status >= 500 ? 500 : 400, error_text(r.body));
+  json j = json::parse(r.body);
+  EmbedResult out;
+  for (auto& v : j.at("embeddings")) out.vectors.push_back(v.get<std::vector<float>>());
+  out.n_prompt = j.value("prompt_n", 0);
+  return out;
+}
+
+std::vector<float> normalized(const std::vector<float>& v) {
+  double ss = 0;
+  for (float x : v) ss += static_cast<double>(x) * x;
+  const double norm = std::sqrt(ss);
+  std::vector<float> out(v);
+  if (norm > 0)
+    for (float& x : out) x = static_cast<float>(x / norm);
+  return out;
+}
+
+}  // namespace pl::server

@@ -1,0 +1,187 @@
+// Ollama's generation endpoints: /api/generate, /api/chat, /api/embed, /api/embeddings.
+#include "core/error.h"
+#include "server/prompt.h"
+#include "server/server_impl.h"
+
+namespace pl::server {
+
+using nlohmann::json;
+
+namespace {
+
+void reject_images(const json& body) {
+  if (const json* imgs = field(body, "images"); imgs != nullptr && !(imgs->is_array() && imgs->empty()))
+    fail("this model does not support images (no vision model is loaded)");
+}
+
+void reject_unsupported(const json& body) {
+  if (field(body, "format") != nullptr) fail("field 'format' (structured output) is not supported yet");
+  if (const json* t = field(body, "tools"); t != nullptr && !(t->is_array() && t->empty()))
+    fail("field 'tools' is not supported yet");
+}
+
+// An empty prompt loads the model (keep_alive 0: unloads it) and answers at once.
+void load_or_unload(Server::Impl& s, const store::ModelInfo& m, const ResolvedOptions& opt,
+                    std::optional<sched::Millis> keep_alive, httplib::Response& res, bool chat) {
+  json out{{"model", m.name.display()}, {"created_at", now_rfc3339()}, {"done", true}};
+  if (chat)
+    out["message"] = json{{"role", "assistant"}, {"content", ""}};
+  else
+    out["response"] = "";
+  if (keep_alive && keep_alive->count() == 0) {
+    s.sched->unload(m.name.display());
+    out["done_reason"] = "unload";
+  } else {
+    auto lease = s.acquire(m, opt, keep_alive);
+    out["done_reason"] = "load";
+  }
+  send_json(res, 200, out);
+}
+
+json runner_body(const std::string& prompt, const ResolvedOptions& opt) {
+  json b = opt.runner;
+  b["prompt"] = prompt;
+  b["stream"] = true;
+  b["truncate"] = true;
+  if (opt.num_ctx > 0) b["n_ctx"] = opt.num_ctx;
+  return b;
+}
+
+// Answers a generation in Ollama's shape: NDJSON chunks or one object;
+// `text_fields` gives the text's field ("response", or chat's "message").
+void respond(httplib::Response& res, const std::shared_ptr<Generation>& gen, bool stream, const std::string& model,
+             std::function<json(const std::string&)> text_fields) {
+  auto object = [gen, model, text_fields](const Piece& p, const std::string& text) {
+    json out{{"model", model}, {"created_at", now_rfc3339()}};
+    out.update(text_fields(text));
+    out["done"] = p.kind == Piece::Kind::Done;
+    if (p.kind == Piece::Kind::Done) {
+      out["done_reason"] = p.done_reason;
+      out.update(ollama_stats(*gen, p));
+    }
+    return out;
+  };
+  if (stream) {
+    stream_response(res, "application/x-ndjson", gen, [object](const Piece& p) {
+      if (p.kind == Piece::Kind::Error) return dump(json{{"error", p.error}}) + "\n";
+      return dump(object(p, p.content)) + "\n";
+    });
+    return;
+  }
+  std::string all;
+  json out;
+  drain(*gen, [&](const Piece& p) {
+    all += p.content;
+    if (p.kind == Piece::Kind::Done) out = object(p, all);
+  });
+  send_json(res, 200, out);
+}
+
+}  // namespace
+
+void Server::Impl::generate(const httplib::Request& req, httplib::Response& res) {
+  const auto t0 = Clock::now();
+  json body = parse_body(req.body);
+  const std::string name = model_field(body);
+  const std::string prompt = get_string(body, "prompt");
+  const std::string system = get_string(body, "system");
+  const std::string suffix = get_string(body, "suffix");
+  const bool raw = get_bool(body, "raw", false);
+  const bool stream = get_bool(body, "stream", true);
+  if (field(body, "template") != nullptr) get_string(body, "template");  // type check; see docs/API.md
+  reject_images(body);
+  reject_unsupported(body);
+  if (!suffix.empty()) fail("field 'suffix' (fill-in-the-middle) is not supported by this model");
+  const auto keep_alive = parse_keep_alive(field(body, "keep_alive"));
+  store::ModelInfo m = model(name);
+  ResolvedOptions opt = resolve_options(m.params, field(body, "options"));
+  if (prompt.empty()) return load_or_unload(*this, m, opt, keep_alive, res, false);
+
+  const std::string text = raw ? prompt : render_generate(m, system, prompt);
+  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0);
+  respond(res, gen, stream, m.name.display(), [](const std::string& text) { return json{{"response", text}}; });
+}
+
+void Server::Impl::chat(const httplib::Request& req, httplib::Response& res) {
+  const auto t0 = Clock::now();
+  json body = parse_body(req.body);
+  const std::string name = model_field(body);
+  const bool stream = get_bool(body, "stream", true);
+  reject_unsupported(body);
+  const json* msgs = field(body, "messages");
+  std::vector<ChatMessage> messages = msgs ? parse_messages(*msgs) : std::vector<ChatMessage>{};
+  const auto keep_alive = parse_keep_alive(field(body, "keep_alive"));
+  store::ModelInfo m = model(name);
+  ResolvedOptions opt = resolve_options(m.params, field(body, "options"));
+  if (messages.empty()) return load_or_unload(*this, m, opt, keep_alive, res, true);
+
+  const std::string text = render_chat(m, messages);
+  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0);
+  respond(res, gen, stream, m.name.display(), [](const std::string& text) {
+    return json{{"message", {{"role", "assistant"}, {"content", text}}}};
+  });
+}
+
+void Server::Impl::embed(const httplib::Request& req, httplib::Response& res, bool legacy) {
+  const auto t0 = Clock::now();
+  json body = parse_body(req.body);
+  const std::string name = model_field(body);
+  std::vector<std::string> inputs;
+  if (legacy) {
+    inputs.push_back(get_string(body, "prompt"));
+  } else {
+    const json* in = field(body, "input");
+    if (in == nullptr) fail("missing field 'input'");
+    if (in->is_string()) {
+      inputs.push_back(in->get<std::string>());
+    } else if (in->is_array()) {
+      for (size_t i = 0; i < in->size(); ++i) {
+        if (!(*in)[i].is_string()) fail("field 'input'[{}] must be a string, got {}", i, type_of((*in)[i]));
+        inputs.push_back((*in)[i].get<std::string>());
+      }
+    } else {
+      fail("field 'input' must be a string or an array of strings, got {}", type_of(*in));
+    }
+  }
+  const bool truncate = get_bool(body, "truncate", true);
+  const auto keep_alive = parse_keep_alive(field(body, "keep_alive"));
+  store::ModelInfo m = model(name);
+  ResolvedOptions opt = resolve_options(m.params, field(body, "options"));
+  auto lease = acquire(m, opt, keep_alive);
+  const double load_ms = lease->load_ms();
+  json out{{"model", m.name.display()}};
+  if (legacy) {
+    // The legacy endpoint answers an empty prompt with an empty vector (Ollama's behaviour).
+    if (inputs[0].empty()) {
+      send_json(res, 200, json{{"embedding", json::array()}});
+      return;
+    }
+    EmbedResult r = run_embeddings(*lease, inputs, opt.num_ctx, truncate);
+    send_json(res, 200, json{{"embedding", r.vectors.at(0)}});
+    return;
+  }
+  json vecs = json::array();
+  int n_prompt = 0;
+  for (const auto& s : inputs)
+    if (s.empty()) fail("field 'input' holds an empty string: there is nothing to embed");
+  if (!inputs.empty()) {
+    EmbedResult r = run_embeddings(*lease, inputs, opt.num_ctx, truncate);
+    for (auto& v : r.vectors) vecs.push_back(normalized(v));
+    n_prompt = r.n_prompt;
+  }
+  auto ns = [](double ms) { return static_cast<int64_t>(ms * 1e6); };
+  out["embeddings"] = std::move(vecs);
+  out["total_duration"] = ns(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  out["load_duration"] = ns(load_ms);
+  out["prompt_eval_count"] = n_prompt;
+  send_json(res, 200, out);
+}
+
+void Server::Impl::routes_ollama() {
+  svr.Post("/api/generate", ollama_handler([this](const auto& req, auto& res) { generate(req, res); }));
+  svr.Post("/api/chat", ollama_handler([this](const auto& req, auto& res) { chat(req, res); }));
+  svr.Post("/api/embed", ollama_handler([this](const auto& req, auto& res) { embed(req, res, false); }));
+  svr.Post("/api/embeddings", ollama_handler([this](const auto& req, auto& res) { embed(req, res, true); }));
+}
+
+}  // namespace pl::server

@@ -1,0 +1,285 @@
+// OpenAI-compatible endpoints: /v1/chat/completions, /v1/completions,
+// /v1/embeddings, /v1/models. Errors use OpenAI's shape, so its clients raise
+// their usual exceptions.
+#include <ctime>
+
+#include "core/error.h"
+#include "server/prompt.h"
+#include "server/server_impl.h"
+
+namespace pl::server {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t unix_of(const std::string& rfc3339_time) {
+  std::tm tm{};
+  if (strptime(rfc3339_time.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+std::string new_id(const char* prefix) {
+  static std::atomic<uint64_t> n{0};
+  return fmt::format("{}-{}{}", prefix, unix_now() % 100000, n.fetch_add(1) + 1);
+}
+
+// OpenAI sampling fields -> Ollama options (then resolve_options maps them to the runner).
+// As Ollama's compatibility layer does, temperature and top_p default to 1.
+json openai_options(const json& body) {
+  json o = json::object();
+  o["temperature"] = 1.0;
+  o["top_p"] = 1.0;
+  for (const char* k : {"temperature", "top_p", "seed", "frequency_penalty", "presence_penalty"})
+    if (const json* v = field(body, k)) o[k] = *v;
+  if (const json* v = field(body, "max_completion_tokens"))
+    o["num_predict"] = *v;
+  else if (const json* v2 = field(body, "max_tokens"))
+    o["num_predict"] = *v2;
+  if (const json* v = field(body, "stop")) o["stop"] = *v;
+  if (const json* n = field(body, "n"); n != nullptr && !(n->is_number_integer() && n->get<int64_t>() == 1))
+    fail("only n = 1 is supported, got {}", n->dump());
+  return o;
+}
+
+std::string finish_reason(const std::string& done_reason) { return done_reason == "length" ? "length" : "stop"; }
+
+json usage_json(const Piece& done) {
+  const int p = done.timings.value("prompt_n", 0), c = done.timings.value("predicted_n", 0);
+  return json{{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+}
+
+std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
+
+// base64 of the little-endian float32 bytes (OpenAI's encoding_format "base64").
+std::string base64_floats(const std::vector<float>& v) {
+  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* b = reinterpret_cast<const unsigned char*>(v.data());
+  const size_t n = v.size() * sizeof(float);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t x = (uint32_t{b[i]} << 16) | (i + 1 < n ? uint32_t{b[i + 1]} << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+    out += tbl[(x >> 18) & 63];
+    out += tbl[(x >> 12) & 63];
+    out += i + 1 < n ? tbl[(x >> 6) & 63] : '=';
+    out += i + 2 < n ? tbl[x & 63] : '=';
+  }
+  return out;
+}
+
+void reject_unsupported(const json& body) {
+  if (const json* rf = field(body, "response_format")) {
+    const std::string type = rf->is_object() ? rf->value("type", "") : "";
+    if (type != "text") fail("response_format '{}' (structured output) is not supported yet", type);
+  }
+  if (const json* t = field(body, "tools"); t != nullptr && !(t->is_array() && t->empty()))
+    fail("field 'tools' is not supported yet");
+}
+
+}  // namespace
+
+void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res) {
+  const auto t0 = Clock::now();
+  json body = parse_body(req.body);
+  const std::string name = get_string(body, "model");
+  if (name.empty()) fail("missing field 'model'");
+  const bool stream = get_bool(body, "stream", false);
+  bool include_usage = false;
+  if (const json* so = field(body, "stream_options"); so != nullptr && so->is_object())
+    include_usage = so->value("include_usage", false);
+  reject_unsupported(body);
+  const json* msgs = field(body, "messages");
+  if (msgs == nullptr) fail("missing field 'messages'");
+  std::vector<ChatMessage> messages = parse_messages(*msgs);
+  if (messages.empty()) fail("field 'messages' is empty");
+  json options = openai_options(body);
+  store::ModelInfo m = model(name);
+  ResolvedOptions opt = resolve_options(m.params, &options);
+  json rb = opt.runner;
+  rb["prompt"] = render_chat(m, messages);
+  rb["stream"] = true;
+  rb["truncate"] = true;
+  if (opt.num_ctx > 0) rb["n_ctx"] = opt.num_ctx;
+  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0);
+  const std::string id = new_id("chatcmpl");
+  const int64_t created = unix_now();
+  const std::string model_name = name;
+  auto chunk = [=](json delta, json finish) {
+    return json{{"id", id},
+                {"object", "chat.completion.chunk"},
+                {"created", created},
+                {"model", model_name},
+                {"system_fingerprint", "fp_parallama"},
+                {"choices", json::array({json{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", finish}}})}};
+  };
+  if (stream) {
+    auto first = std::make_shared<bool>(true);
+    stream_response(
+        res, "text/event-stream", gen,
+        [=](const Piece& p) {
+          if (p.kind == Piece::Kind::Error) return sse(openai_error(500, p.error));
+          std::string out;
+          if (*first) {  // the role comes once, first
+            out += sse(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr));
+            *first = false;
+          }
+          if (!p.content.empty()) out += sse(chunk(json{{"content", p.content}}, nullptr));
+          if (p.kind == Piece::Kind::Done) {
+            out += sse(chunk(json::object(), finish_reason(p.done_reason)));
+            if (include_usage) {
+              json u = chunk(json::object(), nullptr);
+              u["choices"] = json::array();
+              u["usage"] = usage_json(p);
+              out += sse(u);
+            }
+          }
+          return out;
+        },
+        "data: [DONE]\n\n");
+    return;
+  }
+  std::string all;
+  json out;
+  drain(*gen, [&](const Piece& p) {
+    all += p.content;
+    if (p.kind != Piece::Kind::Done) return;
+    out = json{{"id", id},
+               {"object", "chat.completion"},
+               {"created", created},
+               {"model", model_name},
+               {"system_fingerprint", "fp_parallama"},
+               {"choices", json::array({json{{"index", 0},
+                                             {"message", {{"role", "assistant"}, {"content", all}}},
+                                             {"finish_reason", finish_reason(p.done_reason)}}})},
+               {"usage", usage_json(p)}};
+  });
+  send_json(res, 200, out);
+}
+
+void Server::Impl::oai_completions(const httplib::Request& req, httplib::Response& res) {
+  const auto t0 = Clock::now();
+  json body = parse_body(req.body);
+  const std::string name = get_string(body, "model");
+  if (name.empty()) fail("missing field 'model'");
+  const bool stream = get_bool(body, "stream", false);
+  std::string prompt;
+  const json* p = field(body, "prompt");
+  if (p == nullptr) fail("missing field 'prompt'");
+  if (p->is_string()) {
+    prompt = p->get<std::string>();
+  } else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
+    prompt = (*p)[0].get<std::string>();
+  } else {
+    fail("field 'prompt' must be a string (or an array of one string)");
+  }
+  if (prompt.empty()) fail("field 'prompt' is empty");
+  if (!get_string(body, "suffix").empty()) fail("field 'suffix' is not supported by this model");
+  json options = openai_options(body);
+  store::ModelInfo m = model(name);
+  ResolvedOptions opt = resolve_options(m.params, &options);
+  json rb = opt.runner;
+  rb["prompt"] = prompt;
+  rb["stream"] = true;
+  rb["truncate"] = true;
+  if (opt.num_ctx > 0) rb["n_ctx"] = opt.num_ctx;
+  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0);
+  const std::string id = new_id("cmpl");
+  const int64_t created = unix_now();
+  auto body_of = [=](const std::string& text, json finish) {
+    return json{{"id", id},
+                {"object", "text_completion"},
+                {"created", created},
+                {"model", name},
+                {"system_fingerprint", "fp_parallama"},
+                {"choices", json::array({json{{"text", text}, {"index", 0}, {"logprobs", nullptr},
+                                              {"finish_reason", finish}}})}};
+  };
+  if (stream) {
+    stream_response(
+        res, "text/event-stream", gen,
+        [=](const Piece& pc) {
+          if (pc.kind == Piece::Kind::Error) return sse(openai_error(500, pc.error));
+          if (pc.kind == Piece::Kind::Done) return sse(body_of(pc.content, finish_reason(pc.done_reason)));
+          return sse(body_of(pc.content, nullptr));
+        },
+        "data: [DONE]\n\n");
+    return;
+  }
+  std::string all;
+  json out;
+  drain(*gen, [&](const Piece& pc) {
+    all += pc.content;
+    if (pc.kind != Piece::Kind::Done) return;
+    out = body_of(all, finish_reason(pc.done_reason));
+    out["usage"] = usage_json(pc);
+  });
+  send_json(res, 200, out);
+}
+
+void Server::Impl::oai_embeddings(const httplib::Request& req, httplib::Response& res) {
+  json body = parse_body(req.body);
+  const std::string name = get_string(body, "model");
+  if (name.empty()) fail("missing field 'model'");
+  const std::string encoding = get_string(body, "encoding_format", "float");
+  if (encoding != "float" && encoding != "base64")
+    fail("field 'encoding_format' must be \"float\" or \"base64\", got \"{}\"", encoding);
+  if (field(body, "dimensions") != nullptr) fail("field 'dimensions' is not supported");
+  std::vector<std::string> inputs;
+  const json* in = field(body, "input");
+  if (in == nullptr) fail("missing field 'input'");
+  if (in->is_string()) {
+    inputs.push_back(in->get<std::string>());
+  } else if (in->is_array() && !in->empty()) {
+    for (size_t i = 0; i < in->size(); ++i) {
+      if (!(*in)[i].is_string()) fail("field 'input'[{}] must be a string (token arrays are not supported)", i);
+      inputs.push_back((*in)[i].get<std::string>());
+    }
+  } else {
+    fail("field 'input' must be a string or a non-empty array of strings");
+  }
+  for (const auto& s : inputs)
+    if (s.empty()) fail("field 'input' holds an empty string: there is nothing to embed");
+  store::ModelInfo m = model(name);
+  ResolvedOptions opt = resolve_options(m.params, nullptr);
+  auto lease = acquire(m, opt, std::nullopt);
+  EmbedResult r = run_embeddings(*lease, inputs, opt.num_ctx, true);
+  json data = json::array();
+  for (size_t i = 0; i < r.vectors.size(); ++i) {
+    std::vector<float> v = normalized(r.vectors[i]);
+    data.push_back(json{{"object", "embedding"},
+                        {"embedding", encoding == "base64" ? json(base64_floats(v)) : json(v)},
+                        {"index", i}});
+  }
+  send_json(res, 200,
+            json{{"object", "list"},
+                 {"data", data},
+                 {"model", name},
+                 {"usage", {{"prompt_tokens", r.n_prompt}, {"total_tokens", r.n_prompt}}}});
+}
+
+void Server::Impl::routes_openai() {
+  svr.Post("/v1/chat/completions", openai_handler([this](const auto& req, auto& res) { oai_chat(req, res); }));
+  svr.Post("/v1/completions", openai_handler([this](const auto& req, auto& res) { oai_completions(req, res); }));
+  svr.Post("/v1/embeddings", openai_handler([this](const auto& req, auto& res) { oai_embeddings(req, res); }));
+  svr.Get("/v1/models", openai_handler([this](const auto&, auto& res) {
+    json data = json::array();
+    for (const auto& m : store.list())
+      data.push_back(json{{"id", m.name.display()}, {"object", "model"}, {"created", unix_of(m.modified_at)},
+                          {"owned_by", m.name.ns}});
+    send_json(res, 200, json{{"object", "list"}, {"data", data}});
+  }));
+  svr.Get(R"(/v1/models/(.+))", openai_handler([this](const httplib::Request& req, auto& res) {
+    auto m = store.find(req.matches[1].str());
+    if (!m) throw HttpError(404, fmt::format("The model '{}' does not exist", req.matches[1].str()));
+    send_json(res, 200, json{{"id", m->name.display()}, {"object", "model"}, {"created", unix_of(m->modified_at)},
+                             {"owned_by", m->name.ns}});
+  }));
+}
+
+}  // namespace pl::server

@@ -1,0 +1,290 @@
+#include "server/server.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <regex>
+
+#include "core/error.h"
+#include "server/server_impl.h"
+
+namespace pl::server {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? v : nullptr;
+}
+
+// One thread per connection, started on demand: a streaming client holds its
+// thread for the whole generation, and a fixed pool would make requests beyond
+// it wait unseen (neither running nor counted against OLLAMA_MAX_QUEUE).
+class ThreadPerConnection : public httplib::TaskQueue {
+ public:
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++n_;
+    }
+    std::thread([this, fn = std::move(fn)] {
+      fn();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--n_ == 0) cv_.notify_all();
+    }).detach();
+  }
+  void shutdown() override {
+    // Bounded: open streams end when the server stops reading them.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, 10s, [&] { return n_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int n_ = 0;
+};
+
+}  // namespace
+
+bool HttpServer::widen_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
+
+void parse_host(const std::string& value, std::string& host, int& port) {
+  std::string s = value;
+  int default_port = 11434;
+  if (auto p = s.find("://"); p != std::string::npos) {
+    const std::string scheme = s.substr(0, p);
+    if (scheme != "http" && scheme != "https") fail("OLLAMA_HOST has an unsupported scheme '{}'", scheme);
+    s = s.substr(p + 3);
+  }
+  if (!s.empty() && s.back() == '/') s.pop_back();
+  std::string h = s, p;
+  if (!s.empty() && s.front() == '[') {  // [v6]:port
+    auto close = s.find(']');
+    if (close == std::string::npos) fail("OLLAMA_HOST '{}': missing ']'", value);
+    h = s.substr(1, close - 1);
+    if (close + 1 < s.size()) {
+      if (s[close + 1] != ':') fail("OLLAMA_HOST '{}': expected ':port' after ']'", value);
+      p = s.substr(close + 2);
+    }
+  } else if (auto colon = s.rfind(':'); colon != std::string::npos) {
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+  }
+  host = h.empty() ? "127.0.0.1" : h;
+  port = default_port;
+  if (!p.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(p.c_str(), &end, 10);
+    if (errno != 0 || end == p.c_str() || *end != '\0' || v < 0 || v > 65535)
+      fail("OLLAMA_HOST '{}': bad port '{}'", value, p);
+    port = static_cast<int>(v);
+  }
+}
+
+bool origin_allowed(const std::string& origin, const std::vector<std::string>& extra) {
+  static const std::regex local(
+      R"(^(https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?|(app|file|tauri|vscode-webview)://.*)$)");
+  if (std::regex_match(origin, local)) return true;
+  for (const auto& pat : extra) {
+    if (pat == "*") return true;
+    // '*' matches any run of characters; everything else literally.
+    std::string re;
+    for (char c : pat) {
+      if (c == '*')
+        re += ".*";
+      else if (std::strchr(".^$|()[]{}+?\\", c) != nullptr)
+        re += std::string("\\") + c;
+      else
+        re += c;
+    }
+    if (std::regex_match(origin, std::regex(re))) return true;
+  }
+  return false;
+}
+
+ServerConfig ServerConfig::from_env() {
+  ServerConfig c;
+  if (const char* h = env("OLLAMA_HOST")) parse_host(h, c.host, c.port);
+  if (const char* o = env("OLLAMA_ORIGINS")) {
+    std::string s = o;
+    size_t start = 0;
+    while (start <= s.size()) {
+      size_t comma = s.find(',', start);
+      if (comma == std::string::npos) comma = s.size();
+      std::string item = s.substr(start, comma - start);
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (!item.empty()) c.origins.push_back(item);
+      start = comma + 1;
+    }
+  }
+  c.models = store::Store::default_root();
+  c.sched = sched::SchedConfig::from_env();
+  return c;
+}
+
+Server::Impl::Impl(ServerConfig c) : cfg(std::move(c)), store(cfg.models) {}
+
+store::ModelInfo Server::Impl::model(const std::string& name) {
+  try {
+    return store.get(name);
+  } catch (const store::NotFoundError& e) {
+    throw HttpError(404, e.what());
+  }
+}
+
+std::unique_ptr<sched::Lease> Server::Impl::acquire(const store::ModelInfo& m, const ResolvedOptions& opt,
+                                                    std::optional<sched::Millis> keep_alive) {
+  sched::ModelRequest r;
+  r.key = m.name.display();
+  r.gguf = m.model_path;
+  r.num_ctx = opt.num_ctx;
+  r.num_parallel = opt.num_parallel;
+  r.keep_alive = keep_alive;
+  try {
+    return sched->acquire(r);
+  } catch (const sched::BusyError& e) {
+    throw HttpError(503, e.what());
+  } catch (const Error& e) {
+    throw HttpError(500, e.what());
+  }
+}
+
+void Server::Impl::register_demo_model() {
+  if (cfg.demo_model.empty() || !std::filesystem::exists(cfg.demo_model)) return;
+  try {
+    if (store.find("stories260k")) return;
+    std::lock_guard<std::mutex> lock(store_mu);
+    store::CreateRequest req;
+    req.from = cfg.demo_model.string();
+    req.license = std::vector<std::string>{
+        "MIT License. stories260K by Andrej Karpathy (llama2.c), trained on TinyStories."};
+    store.create("stories260k", req);
+    std::fprintf(stderr, "registered the built-in demo model stories260k\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "could not register the built-in demo model: %s\n", e.what());
+  }
+}
+
+void Server::Impl::routes() {
+  // CORS: browsers send Origin; allowed origins get the headers, others 403 (as Ollama).
+  svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_header("Origin")) return httplib::Server::HandlerResponse::Unhandled;
+    const std::string origin = req.get_header_value("Origin");
+    if (!origin_allowed(origin, cfg.origins)) {
+      send_error(res, 403, "origin not allowed: " + origin + " (see OLLAMA_ORIGINS)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Vary", "Origin");
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers",
+                   "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, "
+                   "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
+                   "x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout");
+    if (req.method == "OPTIONS") {
+      res.status = 204;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+
+  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("parallama is running", "text/plain; charset=utf-8");
+  });
+  svr.Get("/api/version", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, json{{"version", "0.1.0"}});
+  });
+  routes_ollama();
+  routes_models();
+  routes_openai();
+
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404) {
+      if (req.path.rfind("/v1/", 0) == 0)
+        send_openai_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
+      else
+        send_error(res, 404, fmt::format("404 page not found: {} {}", req.method, req.path));
+    } else {
+      send_error(res, res.status, fmt::format("HTTP error {}", res.status));
+    }
+  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_error(res, 500, "internal error: " + what);
+  });
+}
+
+Server::Server(ServerConfig cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
+
+Server::~Server() {
+  stop();
+  Impl& m = *impl_;
+  m.svr.stop();
+  if (m.http_thread.joinable()) m.http_thread.join();
+  m.sched.reset();  // stops every runner
+}
+
+void Server::start() {
+  Impl& m = *impl_;
+  std::signal(SIGPIPE, SIG_IGN);
+  std::filesystem::create_directories(m.cfg.models);
+  m.sched = std::make_unique<sched::Scheduler>(m.cfg.sched);
+  m.register_demo_model();
+  m.routes();
+  m.svr.new_task_queue = [] { return new ThreadPerConnection(); };
+  m.svr.set_keep_alive_max_count(1000);
+  m.svr.set_payload_max_length(64ull << 30);  // blob uploads are whole GGUF files
+  m.svr.set_read_timeout(600, 0);
+  m.svr.set_write_timeout(600, 0);
+  m.svr.set_tcp_nodelay(true);
+  m.svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  if (m.cfg.port == 0) {
+    m.port = m.svr.bind_to_any_port(m.cfg.host);
+    if (m.port < 0) fail("cannot listen on {}: no free port", m.cfg.host);
+  } else {
+    if (!m.svr.bind_to_port(m.cfg.host, m.cfg.port))
+      fail("listen tcp {}:{}: bind: address already in use (or a bad address)", m.cfg.host, m.cfg.port);
+    m.port = m.cfg.port;
+  }
+  if (!m.svr.widen_backlog()) fail("cannot listen on {}:{}: {}", m.cfg.host, m.port, std::strerror(errno));
+  m.http_thread = std::thread([&m] { m.svr.listen_after_bind(); });
+  while (!m.svr.is_running()) std::this_thread::sleep_for(1ms);
+  std::fprintf(stderr, "Listening on %s:%d (parallama 0.1.0), models in %s\n", m.cfg.host.c_str(), m.port,
+               m.cfg.models.c_str());
+}
+
+int Server::port() const { return impl_->port; }
+
+void Server::stop() {
+  std::lock_guard<std::mutex> lock(impl_->stop_mu);
+  impl_->stop_requested = true;
+  impl_->stop_cv.notify_all();
+}
+
+void Server::wait() {
+  std::unique_lock<std::mutex> lock(impl_->stop_mu);
+  impl_->stop_cv.wait(lock, [&] { return impl_->stop_requested; });
+}
+
+}  // namespace pl::server

@@ -1,0 +1,59 @@
+// `parallama serve`: Ollama's HTTP API (and OpenAI's) over the model store and
+// the runner scheduler.
+//
+// Handlers parse and check the request, resolve the model in the store, take a
+// lease on its runner from the scheduler and proxy the generation to the
+// runner's /completion, turning its NDJSON lines into Ollama's or OpenAI's
+// response shapes. docs/API.md lists every endpoint and field.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sched/sched.h"
+
+namespace pl::server {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";  // OLLAMA_HOST
+  int port = 11434;
+  std::vector<std::string> origins;  // OLLAMA_ORIGINS (added to the default localhost origins)
+  std::filesystem::path models;      // OLLAMA_MODELS
+  std::filesystem::path demo_model;  // built-in stories260k GGUF, registered when the store lacks it ("" = none)
+  sched::SchedConfig sched;
+
+  // Reads OLLAMA_HOST, OLLAMA_ORIGINS, OLLAMA_MODELS and the scheduler's
+  // variables; throws pl::Error naming a bad variable.
+  static ServerConfig from_env();
+};
+
+// "[scheme://]host[:port]" -> host, port (Ollama's OLLAMA_HOST forms: "0.0.0.0",
+// ":8080", "http://10.0.0.1:11434", "[::1]:11434"). Throws pl::Error.
+void parse_host(const std::string& value, std::string& host, int& port);
+
+// Is a browser Origin allowed? localhost/127.0.0.1/0.0.0.0 on any port over
+// http(s), app://, file://, tauri:// and the patterns of OLLAMA_ORIGINS ('*' wildcards).
+bool origin_allowed(const std::string& origin, const std::vector<std::string>& extra);
+
+class Server {
+ public:
+  explicit Server(ServerConfig cfg);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds (pl::Error when it cannot), starts serving on a background thread.
+  void start();
+  int port() const;
+  void stop();  // idempotent, any thread (not a signal handler)
+  void wait();  // until stop()
+
+  struct Impl;  // internal to src/server (server_impl.h)
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pl::server

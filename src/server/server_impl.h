@@ -1,0 +1,122 @@
+// The server's shared state and the generation plumbing its handlers share.
+// Internal to src/server.
+#pragma once
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "sched/sched.h"
+#include "server/http.h"
+#include "server/options.h"
+#include "server/runner_call.h"
+#include "server/server.h"
+#include "store/store.h"
+
+namespace pl::server {
+
+using Clock = std::chrono::steady_clock;
+
+// httplib 0.11.4 listens with a backlog of 5; listen() again on the bound socket widens it.
+class HttpServer : public httplib::Server {
+ public:
+  bool widen_backlog();
+};
+
+// One streamed generation on a runner: what the runner sends, as pieces.
+struct Piece {
+  enum class Kind { Text, Done, Error } kind = Kind::Text;
+  std::string content;
+  int n_tokens = 0;
+  std::string done_reason;             // Done: stop | length
+  nlohmann::json timings;              // Done: the runner's timings
+  std::string error;                   // Error
+};
+
+class Generation {
+ public:
+  // Starts the runner call and waits for its status: throws HttpError with the
+  // runner's status and message when it refused the request (a prompt too long,
+  // a bad option), or 500 when the runner is gone.
+  Generation(std::unique_ptr<sched::Lease> lease, const std::string& path, const nlohmann::json& body,
+             Clock::time_point t_arrival);
+  // The next piece; false on timeout (call again).
+  bool next(Piece& out, std::chrono::milliseconds timeout);
+  void cancel() { call_.cancel(); }
+
+  double load_ms() const { return lease_->load_ms(); }
+  Clock::time_point t_arrival() const { return t_arrival_; }
+  const sched::Lease& lease() const { return *lease_; }
+
+ private:
+  std::string lost_runner_message();
+
+  std::unique_ptr<sched::Lease> lease_;
+  RunnerCall call_;
+  Clock::time_point t_arrival_;
+  bool finished_ = false;
+};
+
+// Ollama's final statistics (nanoseconds) from the runner's timings.
+nlohmann::json ollama_stats(const Generation& g, const Piece& done);
+
+struct Server::Impl {
+  ServerConfig cfg;
+  store::Store store;
+  std::mutex store_mu;  // serialises create/copy/delete/blob writes
+  std::unique_ptr<sched::Scheduler> sched;
+  HttpServer svr;
+  std::thread http_thread;
+  int port = 0;
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stop_requested = false;
+
+  explicit Impl(ServerConfig c);
+
+  // The model, or HttpError 404 "model 'x' not found".
+  store::ModelInfo model(const std::string& name);
+  // Takes a runner for the model: BusyError -> 503, load failures -> 500.
+  std::unique_ptr<sched::Lease> acquire(const store::ModelInfo& m, const ResolvedOptions& opt,
+                                        std::optional<sched::Millis> keep_alive);
+
+  void routes();
+  void routes_ollama();
+  void routes_models();
+  void routes_openai();
+  void register_demo_model();
+
+  // Ollama handlers
+  void generate(const httplib::Request& req, httplib::Response& res);
+  void chat(const httplib::Request& req, httplib::Response& res);
+  void embed(const httplib::Request& req, httplib::Response& res, bool legacy);
+  // OpenAI handlers
+  void oai_chat(const httplib::Request& req, httplib::Response& res);
+  void oai_completions(const httplib::Request& req, httplib::Response& res);
+  void oai_embeddings(const httplib::Request& req, httplib::Response& res);
+};
+
+// Runs `gen` to its end, calling on_piece for each piece (non-streaming responses).
+void drain(Generation& gen, const std::function<void(const Piece&)>& on_piece);
+// A streaming response: each piece becomes bytes through `format` (empty: send nothing);
+// the stream ends after a Done or Error piece; a client that goes away cancels the runner's sequence.
+void stream_response(httplib::Response& res, const char* content_type, std::shared_ptr<Generation> gen,
+                     std::function<std::string(const Piece&)> format, std::string trailer = "");
+
+// Embeddings of several inputs from the runner: {"embeddings": [[...]], "prompt_n": N}.
+struct EmbedResult {
+  std::vector<std::vector<float>> vectors;
+  int n_prompt = 0;
+};
+EmbedResult run_embeddings(sched::Lease& lease, const std::vector<std::string>& inputs, int num_ctx, bool truncate);
+// L2-normalised copy (Ollama's /api/embed and OpenAI's /v1/embeddings return unit vectors).
+std::vector<float> normalized(const std::vector<float>& v);
+
+}  // namespace pl::server
