@@ -321,6 +321,29 @@ void RunnerServer::Impl::routes() {
     if (old != n) log_info("parallel {} -> {}", old, n);
     send_json(res, 200, json{{"parallel", n}});
   }));
+  // The engine's snapshot as JSON, for the server (admin API, metrics, tuner): never waits for a step.
+  svr.Get("/stats", guarded([this](const httplib::Request&, httplib::Response& res) {
+    const EngineStats s = ready().stats();
+    send_json(res, 200,
+              json{{"parallel", s.n_parallel},
+                   {"max_parallel", max_parallel()},
+                   {"running", s.n_running},
+                   {"waiting", s.n_waiting},
+                   {"kv_blocks_total", s.kv_blocks_total},
+                   {"kv_blocks_used", s.kv_blocks_used},
+                   {"kv_block_size", s.kv_block_size},
+                   {"n_ctx", opt.engine.n_ctx},
+                   {"prefix_queries", s.prefix_queries},
+                   {"prefix_query_tokens", s.prefix_query_tokens},
+                   {"prefix_hit_tokens", s.prefix_hit_tokens},
+                   {"prompt_tokens", s.prompt_tokens},
+                   {"generated_tokens", s.generated_tokens},
+                   {"steps", s.steps},
+                   {"preemptions", s.preemptions},
+                   {"last_step_ms", s.last_step_ms},
+                   {"step_ms_total", s.step_ms_total},
+                   {"finished", s.finished}});
+  }));
   svr.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_text(ready().stats()), kMetricsContentType);
   }));
@@ -332,7 +355,7 @@ void RunnerServer::Impl::routes() {
       send_error(res, 405, fmt::format("method {} is not allowed for {} (use {})", req.method, req.path, allow));
     });
   };
-  for (const char* path : {"/health", "/slots", "/metrics"}) {
+  for (const char* path : {"/health", "/slots", "/metrics", "/stats"}) {
     svr.Post(path, not_allowed("GET"));
     svr.Put(path, not_allowed("GET"));
     svr.Delete(path, not_allowed("GET"));

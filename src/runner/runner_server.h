@@ -8,6 +8,8 @@
 //   GET  /slots       the engine's sequences: [{"id","state","n_prompt","n_computed","n_generated","age_ms"}]
 //   GET  /parallel    {"parallel": K};  POST /parallel {"n": K} -> {"parallel": K}
 //   GET  /metrics     Prometheus text (metrics_text.h)
+//   GET  /stats       the same snapshot as JSON: parallel, max_parallel, running, waiting, kv_blocks_total,
+//                     kv_blocks_used, kv_block_size, n_ctx, the counters, finished {reason: n}
 //
 // The listener starts first and the model loads in the background, so whoever
 // spawned the runner can poll /health. Bad requests get 400 {"error": ...};

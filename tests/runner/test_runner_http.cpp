@@ -386,6 +386,16 @@ TEST(RunnerHttp, MetricsParseAndCountersMove) {
   EXPECT_GE(after["parallama_runner_steps_total"] - before["parallama_runner_steps_total"], 12);
   EXPECT_GT(after["parallama_runner_step_seconds_total"], 0);
   EXPECT_EQ(after["parallama_runner_prefix_cache_queries_total"], 1);
+
+  // /stats: the same snapshot as JSON.
+  json st = get(c, "/stats").body;
+  EXPECT_EQ(st["parallel"], 2);
+  EXPECT_EQ(st["max_parallel"], 32);
+  EXPECT_EQ(st["kv_blocks_total"], 32);
+  EXPECT_EQ(st["kv_block_size"], 32);
+  EXPECT_EQ(st["n_ctx"], 1024);
+  EXPECT_EQ(st["generated_tokens"].get<double>(), after["parallama_runner_generated_tokens_total"]);
+  EXPECT_EQ(st["finished"]["length"], 1);
 }
 
 TEST(RunnerHttp, BadRequestsGetJsonErrors) {
