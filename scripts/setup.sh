@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-numpy python3-pytest procps
+  chromium  # the live view's browser test (tests/server/test_ui.py)
 )
 
 # Node.js (for the real-client tests): Debian's only where the machine has none, since

@@ -5,6 +5,8 @@
 //                            n_tok 1: weights streamed from DRAM (the matrix is
 //                            cycled through copies larger than the caches);
 //                            counters GB/s (weight bytes) and GOP/s (2 ops per MAC)
+//   MatmulPacked/...         the same over weights repacked at load (pack_weights),
+//                            the path the model runs where the level has the kernel
 //   DecodeStep/<model>       all matmuls of one token of a 1.1B TinyLlama-shaped
 //                            model (n_embd 2048, n_ff 5632, 22 layers, 4 KV heads,
 //                            vocab 32000): tok/s and GB/s
@@ -91,7 +93,7 @@ void BM_MemRead(benchmark::State& state) {
 }
 BENCHMARK(BM_MemRead)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
+void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols, bool packed) {
   const int64_t n_tok = state.range(0);
   const size_t mat_bytes = pl::row_bytes(t, static_cast<size_t>(cols)) * static_cast<size_t>(rows);
   // Decode-sized calls stream weights from DRAM: cycle through >= 256 MiB of copies.
@@ -99,11 +101,20 @@ void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
   Buffer w = alloc(mat_bytes * static_cast<size_t>(n_copies));
   fill_matrix(t, rows, cols, w.get(), 1);
   for (int64_t c = 1; c < n_copies; ++c) std::memcpy(w.get() + c * mat_bytes, w.get(), mat_bytes);
+  std::vector<std::unique_ptr<k::PackedWeights>> packs;
+  if (packed) {
+    if (!k::has_packed_kernel(t)) {
+      state.SkipWithError("no packed kernel for this type at this level");
+      return;
+    }
+    for (int64_t i = 0; i < n_copies; ++i) packs.push_back(k::pack_weights(k::WeightView{t, rows, cols, w.get() + i * mat_bytes}));
+  }
   auto x = random_acts(n_tok * cols);
   std::vector<float> y(static_cast<size_t>(n_tok * rows));
   int64_t c = 0;
   for (auto _ : state) {
-    k::matmul(k::WeightView{t, rows, cols, w.get() + c * mat_bytes}, x.data(), cols, n_tok, y.data(), rows, pool());
+    const k::WeightView wv{t, rows, cols, w.get() + c * mat_bytes, packed ? packs[static_cast<size_t>(c)].get() : nullptr};
+    k::matmul(wv, x.data(), cols, n_tok, y.data(), rows, pool());
     c = (c + 1) % n_copies;
     benchmark::DoNotOptimize(y.data());
   }
@@ -125,6 +136,7 @@ struct Mat {
 
 struct Model {
   std::vector<Mat> mats;  // in forward order
+  std::vector<std::unique_ptr<k::PackedWeights>> packed;  // [mats], nullptr where not packed
   Buffer data;
   size_t bytes = 0;
   int64_t macs_per_token = 0;
@@ -163,13 +175,18 @@ Model build_model(const std::string& name) {
   m.data = alloc(m.bytes);
   uint32_t seed = 1;
   for (const Mat& mt : m.mats) fill_matrix(mt.type, mt.rows, mt.cols, m.data.get() + mt.offset, seed++);
+  // As the model loader does: repack once for the kernels of this level.
+  for (const Mat& mt : m.mats)
+    m.packed.push_back(k::pack_weights(k::WeightView{mt.type, mt.rows, mt.cols, m.data.get() + mt.offset}, 2));
   return m;
 }
 
 void run_model(const Model& m, const float* x, int64_t n_tok, float* y) {
-  for (const Mat& mt : m.mats)
-    k::matmul(k::WeightView{mt.type, mt.rows, mt.cols, m.data.get() + mt.offset}, x, mt.cols, n_tok, y, mt.rows,
-              pool());
+  for (size_t i = 0; i < m.mats.size(); ++i) {
+    const Mat& mt = m.mats[i];
+    k::matmul(k::WeightView{mt.type, mt.rows, mt.cols, m.data.get() + mt.offset, m.packed[i].get()}, x, mt.cols, n_tok,
+              y, mt.rows, pool());
+  }
 }
 
 void BM_ModelStep(benchmark::State& state, const std::string& name) {
@@ -205,9 +222,12 @@ int register_all() {
       {"Q4_K", DType::Q4_K}, {"Q5_K", DType::Q5_K}, {"Q6_K", DType::Q6_K}};
   for (auto [name, t] : types) {
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {5632, 2048}}) {
-      const std::string n = std::string("Matmul/") + name + "/" + std::to_string(rows) + "x" + std::to_string(cols);
-      benchmark::RegisterBenchmark(n.c_str(), BM_Matmul, t, rows, cols)
+      const std::string shape = std::string(name) + "/" + std::to_string(rows) + "x" + std::to_string(cols);
+      benchmark::RegisterBenchmark(("Matmul/" + shape).c_str(), BM_Matmul, t, rows, cols, false)
           ->Arg(1)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
+      if (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K)
+        benchmark::RegisterBenchmark(("MatmulPacked/" + shape).c_str(), BM_Matmul, t, rows, cols, true)
+            ->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
     }
   }
   for (const char* m : {"Q4_0", "Q8_0", "Q4_K_M", "F16"}) {

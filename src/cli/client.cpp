@@ -28,6 +28,7 @@ std::string error_message(const std::string& body, int status) {
 
 httplib::Client make(const ApiClient& c) {
   httplib::Client cli(c.host, c.port);
+  if (!c.bearer.empty()) cli.set_bearer_token_auth(c.bearer);
   cli.set_connection_timeout(5, 0);
   cli.set_read_timeout(3600, 0);
   cli.set_write_timeout(3600, 0);

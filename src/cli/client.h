@@ -11,6 +11,7 @@ namespace pl::cli {
 struct ApiClient {
   std::string host;  // 0.0.0.0 is dialled as 127.0.0.1
   int port = 11434;
+  std::string bearer;  // sent as "Authorization: Bearer ..." when set (the admin API's token)
   static ApiClient from_env();
 
   // One JSON request; throws pl::Error with the server's {"error"} message (or

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -339,6 +340,44 @@ void register_client_commands(CLI::App& app) {
   stop->add_option("model", *stop_model, "Model name")->required();
   stop->callback([stop_model] {
     ApiClient::from_env().call("POST", "/api/generate", json{{"model", *stop_model}, {"keep_alive", 0}});
+  });
+
+  struct ParallelOpts {
+    std::string model, value;
+  };
+  auto po = std::make_shared<ParallelOpts>();
+  auto* par = app.add_subcommand("parallel", "Show the loaded models' parallel limits, or set one live: MODEL N|auto");
+  par->add_option("model", po->model, "Model name");
+  par->add_option("value", po->value, "New limit (a count, or auto for the tuner)");
+  par->callback([po] {
+    ApiClient api = ApiClient::from_env();
+    if (const char* t = std::getenv("PARALLAMA_ADMIN_TOKEN"); t != nullptr && *t != '\0') api.bearer = t;
+    if (!po->value.empty()) {
+      if (po->model.empty()) fail("usage: parallama parallel MODEL N|auto");
+      json v;
+      if (po->value == "auto") {
+        v = "auto";
+      } else {
+        char* end = nullptr;
+        const long n = std::strtol(po->value.c_str(), &end, 10);
+        if (end == po->value.c_str() || *end != '\0') fail("num_parallel must be a count or auto, got '{}'", po->value);
+        v = n;
+      }
+      json r = api.call("POST", "/api/parallel", json{{"model", po->model}, {"num_parallel", v}});
+      std::printf("%s: parallel %s (%s)\n", r.value("model", "").c_str(), r["num_parallel"].dump().c_str(),
+                  r.value("source", "").c_str());
+      if (r.contains("warning")) std::fprintf(stderr, "warning: %s\n", r["warning"].get<std::string>().c_str());
+      return;
+    }
+    json j = api.call("GET", "/api/parallel");
+    std::vector<std::vector<std::string>> rows = {{"NAME", "PARALLEL", "SOURCE", "RUNNING", "QUEUED", "KV USED"}};
+    for (const auto& m : j["models"]) {
+      if (!po->model.empty() && m.value("model", "").rfind(po->model, 0) != 0) continue;
+      rows.push_back({m.value("model", ""), std::to_string(m.value("num_parallel", 0)), m.value("source", ""),
+                      std::to_string(m.value("running", 0)), std::to_string(m.value("queued", 0)),
+                      m.contains("kv_used") ? fmt::format("{:.0f}%", 100 * m["kv_used"].get<double>()) : "-"});
+    }
+    print_table(rows);
   });
 
   auto pull_model = std::make_shared<std::string>();

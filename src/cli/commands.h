@@ -20,5 +20,6 @@ void register_import_tokenizer(CLI::App& app);
 void register_runner(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_client_commands(CLI::App& app);  // run list ps show create cp rm stop pull
+void register_bench(CLI::App& app);
 
 }  // namespace pl::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   pl::cli::register_runner(app);
   pl::cli::register_serve(app);
   pl::cli::register_client_commands(app);
+  pl::cli::register_bench(app);
 
   try {
     app.parse(argc, argv);

@@ -1,6 +1,7 @@
 // AVX-512 (F/BW/VL/DQ + VNNI, with F16C/FMA) level: vector helpers,
 // activation quantization, dequantization, single-row dot products, and the
-// level's traits table. The tiled GEMMs live in avx512_gemm_q.cpp / _f.cpp.
+// level's traits table. The tiled GEMMs live in avx512_gemm_q.cpp / _f.cpp,
+// the kernels over packed weights in avx512_gemm_packed.cpp.
 #include <immintrin.h>
 
 #include <array>
@@ -14,6 +15,7 @@ namespace avx512 {
 
 GemmFn gemm_q_fn(DType t);
 GemmFn gemm_f_fn(DType t);
+PackedGemmFn gemm_packed_fn(DType t);
 VecDotFn vec_dot_f_fn(DType t);
 
 namespace {
@@ -385,6 +387,7 @@ TypeTraits make(ActFormat act, ToFloatFn tf, VecDotFn vd, GemmFn gemm) {
   t.gemm = gemm;
   t.gemm_min_tok = 1;
   t.row_align = 32;
+  t.gemm_packed = gemm_packed_fn(kT);
   return t;
 }
 

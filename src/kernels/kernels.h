@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "gguf/dtype.h"
@@ -43,6 +44,8 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 // Reference-quality quantization (K-quants search their scales and mins).
 void quantize_row(DType t, const float* src, void* dst, int64_t n);
 
+struct PackedWeights;
+
 // A weight matrix as stored in GGUF: n_rows rows of n_cols elements
 // (n_cols = shape[0], contiguous), of `type`.
 struct WeightView {
@@ -50,7 +53,36 @@ struct WeightView {
   int64_t n_rows;
   int64_t n_cols;
   const void* data;  // [n_rows, row_bytes(type, n_cols)]
+  // The same matrix repacked for the active level's kernels (see pack_weights),
+  // or nullptr. When set and the active level has a packed kernel for the type,
+  // matmul reads only this and never touches `data`.
+  const PackedWeights* packed = nullptr;
 };
+
+// A weight matrix repacked once, at load, into the row-interleaved layout the
+// SIMD kernels stream as is: groups of 16 rows, each group's blocks contiguous
+// along K, the 16 rows' bytes interleaved 4 at a time so one 64-byte load feeds
+// one VNNI dot product for 16 rows, scales gathered per group. Same size as the
+// file's blocks (Q6_K: +1% to keep 64-byte alignment). Layouts in kernels_internal.h.
+struct PackedWeights {
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  DType type;
+  int64_t n_rows;
+  int64_t n_cols;
+  int64_t n_groups;              // ceil(n_rows / 16); missing rows are zero
+  size_t group_bytes;            // bytes of one 16-row group, all columns
+  std::unique_ptr<uint8_t, Free> data;  // [n_groups, group_bytes], 64-byte aligned
+  size_t n_bytes() const { return static_cast<size_t>(n_groups) * group_bytes; }
+};
+
+// True when the active level has a packed kernel for type t.
+bool has_packed_kernel(DType t);
+// Repacks w (which must stay valid only for the call) when the active level
+// has a packed kernel for its type; nullptr otherwise. Uses up to n_threads
+// threads for large matrices.
+std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads = 1);
 
 // y[t * ldy + r] = sum_k W[r][k] * x[t * ldx + k] for t < n_tok, r < w.n_rows.
 // x: [n_tok, ldx] fp32, y: [n_tok, ldy] fp32. Quantized weight types quantize x

@@ -32,6 +32,21 @@ struct GemmArgs {
 // Computes y for rows [r0, r1) and all n_tok tokens. `scratch` is a per-thread
 // buffer of at least gemm_scratch_bytes(n_cols, n_tok) bytes, 64-byte aligned.
 using GemmFn = void (*)(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch);
+// One matmul over packed weights (PackedWeights): groups of 16 rows.
+struct PackedGemmArgs {
+  const uint8_t* w;     // [n_groups, group_bytes]
+  size_t group_bytes;
+  int64_t n_rows;
+  int64_t n_cols;
+  const uint8_t* xa;    // [n_tok, xa_row_bytes], activations in act format
+  size_t xa_row_bytes;
+  int64_t n_tok;
+  float* y;             // y[t * ldy + r]
+  int64_t ldy;
+};
+// Computes y for the rows of groups [g0, g1) and all n_tok tokens.
+using PackedGemmFn = void (*)(const PackedGemmArgs& a, int64_t g0, int64_t g1);
+
 // Dot of one weight row with one activation row (act format), n elements.
 using VecDotFn = float (*)(int64_t n, const void* w_row, const void* x_row);
 using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
@@ -49,6 +64,7 @@ struct TypeTraits {
   GemmFn gemm = nullptr;
   int gemm_min_tok = 1;  // below this n_tok the driver calls vec_dot per (row, token)
   int row_align = 1;     // gemm row ranges should start at multiples of this
+  PackedGemmFn gemm_packed = nullptr;  // kernel over PackedWeights, if this level has one
 };
 
 struct VecTraits {
@@ -88,6 +104,32 @@ void quantize_row_ref(DType t, const float* src, void* dst, int64_t n);
 void quantize_act_ref(DType wt, const float* x, void* dst, int64_t n);
 // The zero-point offset the activation bias folds in for weight type t.
 int act_offset(DType t);
+
+// ---- Packed weight layouts (PackedWeights) ----
+// A group is 16 rows (r < 16, zero-padded past n_rows). "zmm j lane r" means
+// bytes [64j + 4r, 64j + 4r + 4) of a 64-byte vector: 4 consecutive elements
+// of row r, the unit one vpdpbusd lane consumes. fp16 scales are stored as
+// [16] per block, row r at index r.
+//   Q4_0: per pair of blocks p (elements 64p..64p+63): 8 vectors of nibbles,
+//         zmm j lane r byte i = q(64p + 4j + i) | q(64p + 32 + 4j + i) << 4,
+//         then d[16] of block 2p and d[16] of block 2p+1: 576 bytes. An odd
+//         last block pairs with zeros.
+//   Q8_0: per pair: block 2p then 2p+1, each 8 vectors, zmm j lane r byte i =
+//         q(32b + 4j + i) + 128 (unsigned), then d[16] x 2: 1088 bytes.
+//   Q4_K: per super-block: chunk c < 4 of 8 vectors, zmm j lane r byte i =
+//         the file's qs[32c + 4j + i] (low nibble: sub-block 2c, high: 2c+1);
+//         then lane r = d | dmin << 16 (64 bytes); then 3 vectors, lane r =
+//         the file's scale bytes 4v..4v+3: 2304 bytes.
+//   Q6_K: per super-block: chunk c < 4 of 8 vectors of low nibbles (as Q4_0:
+//         low = element 64c + 4j + i, high = element 64c + 32 + 4j + i); then
+//         half h < 2 of 8 vectors of high bits, zmm j lane r byte i bits
+//         2m..2m+1 = bits 4-5 of element 128h + 32m + 4j + i; then int8
+//         scales [16 sub-blocks][16 rows]; then d[16]; 32 zero bytes: 3392 bytes.
+inline constexpr int kPackRows = 16;
+size_t packed_group_bytes(DType t, int64_t n_cols);  // 0: no packed layout for t
+void pack_groups(const WeightView& w, int64_t g0, int64_t g1, uint8_t* dst);  // dst: group g0
+// Back to the file's block format (tests): rows [0, n_rows) into dst.
+void unpack_groups(const PackedWeights& p, uint8_t* dst);
 
 // matmul with an explicit table (tests compare levels on the same inputs).
 void matmul_with(const LevelTable& table, const WeightView& w, const float* x, int64_t ldx, int64_t n_tok,

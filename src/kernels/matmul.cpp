@@ -100,6 +100,40 @@ void matmul_with(const LevelTable& table, const WeightView& w, const float* x, i
     }
   }
 
+  if (w.packed != nullptr && tr->gemm_packed != nullptr) {
+    const PackedWeights& pw = *w.packed;
+    PL_CHECK(pw.type == w.type && pw.n_rows == w.n_rows && pw.n_cols == w.n_cols, "matmul: packed weights do not match the view");
+    PackedGemmArgs pa{pw.data.get(), pw.group_bytes, w.n_rows, w.n_cols, args.xa, args.xa_row_bytes, n_tok, y, ldy};
+    // Work in pairs of groups (the kernels' row tile). Small batches stream the
+    // weights: a few long contiguous chunks per thread. Large batches reuse each
+    // chunk's weights for every token tile: chunks sized to stay in L2.
+    const int64_t n_pairs = (pw.n_groups + 1) / 2;
+    const int64_t per_thread = (n_pairs + pool.size() - 1) / pool.size();
+    int64_t chunk_pairs = std::max<int64_t>(1, (per_thread + 3) / 4);
+    if (n_tok > 16) {
+      constexpr int64_t kL2Chunk = 384 * 1024;
+      chunk_pairs = std::clamp<int64_t>(kL2Chunk / static_cast<int64_t>(2 * pw.group_bytes), 1,
+                                        std::max<int64_t>(1, (per_thread + 1) / 2));
+    }
+    const int64_t n_chunks = (n_pairs + chunk_pairs - 1) / chunk_pairs;
+    std::atomic<int64_t> next{0};
+    pool.run([&](int ith, int nth) {
+      if (quantize_in_pool) {
+        auto* buf = const_cast<uint8_t*>(args.xa);
+        for (int64_t t = n_tok * ith / nth; t < n_tok * (ith + 1) / nth; ++t)
+          table.vec.quantize_act(w.type, x + t * ldx, buf + static_cast<size_t>(t) * args.xa_row_bytes, w.n_cols);
+        pool.barrier();
+      }
+      for (;;) {
+        const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+        if (c >= n_chunks) break;
+        const int64_t g0 = 2 * c * chunk_pairs, g1 = std::min(pw.n_groups, g0 + 2 * chunk_pairs);
+        tr->gemm_packed(pa, g0, g1);
+      }
+    });
+    return;
+  }
+
   const bool use_gemm = n_tok >= tr->gemm_min_tok;
   const int64_t align = use_gemm ? std::max(tr->row_align, 1) : 1;
   // Enough chunks for the threads to balance (others may share the cores),

@@ -1,18 +1,20 @@
 #include "model/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <limits>
 
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
 
 namespace pl {
 namespace {
 
-// Query tokens of one sequence handled together by one task, so each K/V
-// block is read once for all of them (and for all query heads of the group).
-constexpr int kQueryTile = 16;
+// Query rows (tokens x query heads of a group) one task handles: each K/V
+// block is converted once per task for all of them, and the task's scratch
+// (scaled queries and output accumulators, 2 x 64 x head_dim floats) stays in L1/L2.
+constexpr int kRowsPerTask = 64;
 
 }  // namespace
 
@@ -25,7 +27,9 @@ void store_kv(const ModelConfig& c, int layer, const Batch& batch, const float* 
       const int block = s.block_table[p / B];
       const int off = p % B;
       for (int h = 0; h < c.n_head_kv; ++h) {
-        kernels::fp32_to_fp16_row(k + static_cast<size_t>(t) * c.n_embd_kv() + h * D, kv.k(layer, block, h) + off * D, D);
+        const float* kr = k + static_cast<size_t>(t) * c.n_embd_kv() + h * D;
+        uint16_t* kt = kv.k(layer, block, h) + off;  // keys are stored transposed: [D][B]
+        for (int d = 0; d < D; ++d) kt[static_cast<size_t>(d) * B] = kernels::fp32_to_fp16(kr[d]);
         kernels::fp32_to_fp16_row(v + static_cast<size_t>(t) * c.n_embd_kv() + h * D, kv.v(layer, block, h) + off * D, D);
       }
     }
@@ -34,84 +38,51 @@ void store_kv(const ModelConfig& c, int layer, const Batch& batch, const float* 
 
 void attention(const ModelConfig& c, int layer, const Batch& batch, const KvStore& kv, const float* q, float* out,
                AttentionScratch& scratch, ThreadPool& pool) {
-  const int B = kv.config().block_size, D = c.head_dim, G = c.n_group();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int D = c.head_dim, G = c.n_group();
+  const int tile = std::max(1, kRowsPerTask / G);  // query tokens per task
   const int64_t ldq = c.n_embd_q();
 
-  // Tasks: (sequence, query tile, KV head). Enumerated once per call; cheap next to the math.
+  // Tasks: (sequence, query tile, KV head), costliest first and handed out
+  // dynamically, so a long sequence in a decode batch (or the last, longest
+  // tiles of a causal prefill) does not leave the other threads waiting.
   std::vector<AttentionScratch::Task>& tasks = scratch.tasks;
   tasks.clear();
   for (int si = 0; si < static_cast<int>(batch.seqs.size()); ++si) {
     const BatchSeq& s = batch.seqs[si];
-    for (int32_t t0 = s.tok_begin; t0 < s.tok_end; t0 += kQueryTile)
-      for (int h = 0; h < c.n_head_kv; ++h) tasks.push_back({si, t0, std::min(s.tok_end, t0 + kQueryTile), h});
+    for (int32_t t0 = s.tok_begin; t0 < s.tok_end; t0 += tile) {
+      const int32_t t1 = std::min(s.tok_end, t0 + tile);
+      const int64_t cost = int64_t{t1 - t0} * (batch.pos[t1 - 1] + 1);
+      for (int h = 0; h < c.n_head_kv; ++h) tasks.push_back({si, t0, t1, h, cost});
+    }
   }
-  const size_t rows_max = static_cast<size_t>(kQueryTile) * G;
+  std::stable_sort(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) { return a.cost > b.cost; });
   if (scratch.per_thread.size() < static_cast<size_t>(pool.size())) scratch.per_thread.resize(pool.size());
-
-  pool.run([&](int ith, int nth) {
-    // Per row (query token x query head of the group): running max m, running sum l, accumulator acc[D];
-    // plus one row of block scores. This is the online-softmax ("flash") formulation: one pass over the
-    // keys, no [n_query, n_key] score matrix.
-    std::vector<float>& buf = scratch.per_thread[ith];
-    const size_t need = rows_max * (2 + D) + B;
+  const size_t need = kernels::attn_tile_scratch_floats(D, tile, G);
+  for (std::vector<float>& buf : scratch.per_thread)
     if (buf.size() < need) buf.resize(need);
-    float* m = buf.data();
-    float* l = m + rows_max;
-    float* acc = l + rows_max;
-    float* sc = acc + rows_max * D;
 
-    for (size_t ti = ith; ti < tasks.size(); ti += nth) {
+  std::atomic<size_t> next{0};
+  pool.run([&](int ith, int) {
+    float* buf = scratch.per_thread[ith].data();
+    for (size_t ti; (ti = next.fetch_add(1, std::memory_order_relaxed)) < tasks.size();) {
       const AttentionScratch::Task& task = tasks[ti];
       const BatchSeq& s = batch.seqs[task.seq];
-      const int n_q = task.t1 - task.t0;
-      const int n_rows = n_q * G;
-      std::fill(m, m + n_rows, -std::numeric_limits<float>::infinity());
-      std::fill(l, l + n_rows, 0.0f);
-      std::fill(acc, acc + static_cast<size_t>(n_rows) * D, 0.0f);
-      const int32_t max_pos = batch.pos[task.t1 - 1];
-      for (int kb = 0; kb * B <= max_pos; ++kb) {
-        const int block = s.block_table[kb];
-        const uint16_t* kblk = kv.k(layer, block, task.head_kv);  // [B, D]
-        const uint16_t* vblk = kv.v(layer, block, task.head_kv);  // [B, D]
-        for (int qi = 0; qi < n_q; ++qi) {
-          const int32_t t = task.t0 + qi;
-          const int n_keys = std::min(B, batch.pos[t] + 1 - kb * B);  // causal: keys at positions <= pos[t]
-          if (n_keys <= 0) continue;
-          for (int g = 0; g < G; ++g) {
-            const int h = task.head_kv * G + g;
-            const int r = qi * G + g;
-            const float* qr = q + static_cast<size_t>(t) * ldq + static_cast<size_t>(h) * D;
-            float block_max = -std::numeric_limits<float>::infinity();
-            for (int j = 0; j < n_keys; ++j) {
-              sc[j] = kernels::dot_f16_f32(kblk + static_cast<size_t>(j) * D, qr, D) * scale;
-              block_max = std::max(block_max, sc[j]);
-            }
-            const float m_new = std::max(m[r], block_max);
-            const float corr = std::exp(m[r] - m_new);  // rescales what was accumulated under the old max
-            float* a = acc + static_cast<size_t>(r) * D;
-            if (corr != 1.0f)
-              for (int d = 0; d < D; ++d) a[d] *= corr;
-            float sum = 0.0f;
-            for (int j = 0; j < n_keys; ++j) {
-              const float p = std::exp(sc[j] - m_new);
-              sum += p;
-              kernels::axpy_f16_f32(p, vblk + static_cast<size_t>(j) * D, a, D);
-            }
-            l[r] = l[r] * corr + sum;
-            m[r] = m_new;
-          }
-        }
-      }
-      for (int qi = 0; qi < n_q; ++qi) {
-        for (int g = 0; g < G; ++g) {
-          const int r = qi * G + g;
-          const int h = task.head_kv * G + g;
-          float* o = out + static_cast<size_t>(task.t0 + qi) * ldq + static_cast<size_t>(h) * D;
-          const float inv = 1.0f / l[r];
-          for (int d = 0; d < D; ++d) o[d] = acc[static_cast<size_t>(r) * D + d] * inv;
-        }
-      }
+      kernels::AttnTileArgs a;
+      a.head_dim = D;
+      a.block_size = kv.config().block_size;
+      a.n_tok = task.t1 - task.t0;
+      a.n_group = G;
+      a.pos = batch.pos.data() + task.t0;
+      a.q = q + task.t0 * ldq + static_cast<int64_t>(task.head_kv) * G * D;
+      a.ldq = ldq;
+      a.out = out + task.t0 * ldq + static_cast<int64_t>(task.head_kv) * G * D;
+      a.ldo = ldq;
+      a.k = kv.k(layer, 0, task.head_kv);
+      a.v = kv.v(layer, 0, task.head_kv);
+      a.block_table = s.block_table.data();
+      a.block_stride = kv.block_stride();
+      a.scale = 1.0f / std::sqrt(static_cast<float>(D));
+      kernels::attn_tile(a, buf);
     }
   });
 }

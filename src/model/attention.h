@@ -18,6 +18,7 @@ struct AttentionScratch {
     int seq;         // index into Batch::seqs
     int32_t t0, t1;  // query tokens [t0, t1) of that sequence
     int head_kv;
+    int64_t cost;    // query rows x keys, for ordering
   };
   std::vector<Task> tasks;
   std::vector<std::vector<float>> per_thread;

@@ -27,17 +27,20 @@ class KvStore {
   int64_t n_slots() const { return int64_t{c_.n_blocks} * c_.block_size; }
   uint64_t n_bytes() const { return k_.size() * 2 * sizeof(uint16_t); }
 
-  // One head's keys (or values) of one block: [block_size, head_dim] fp16, contiguous,
-  // so attention over a block streams one small matrix per head.
+  // One head's keys of one block, transposed: [head_dim, block_size] fp16 (a score GEMM loads
+  // consecutive keys of one dimension as a vector); its values: [block_size, head_dim] fp16.
+  // Both contiguous, so attention over a block streams two small matrices per head.
   uint16_t* k(int layer, int block, int head) { return k_.data() + offset(layer, block, head); }
   uint16_t* v(int layer, int block, int head) { return v_.data() + offset(layer, block, head); }
   const uint16_t* k(int layer, int block, int head) const { return k_.data() + offset(layer, block, head); }
   const uint16_t* v(int layer, int block, int head) const { return v_.data() + offset(layer, block, head); }
+  // Elements from one block of a head to the next block of the same head.
+  int64_t block_stride() const { return int64_t{c_.n_head_kv} * c_.block_size * c_.head_dim; }
 
  private:
   KvStoreConfig c_;
-  std::vector<uint16_t> k_;  // [n_layer, n_blocks, n_head_kv, block_size, head_dim]
-  std::vector<uint16_t> v_;  // same
+  std::vector<uint16_t> k_;  // [n_layer, n_blocks, n_head_kv, head_dim, block_size]
+  std::vector<uint16_t> v_;  // [n_layer, n_blocks, n_head_kv, block_size, head_dim]
 
   size_t offset(int layer, int block, int head) const {
     PL_CHECK(layer >= 0 && layer < c_.n_layer && block >= 0 && block < c_.n_blocks && head >= 0 &&

@@ -50,9 +50,16 @@ void rope_rows(float* x, int n_rows, int n_heads, int head_dim, int n_rot, RopeL
   }
 }
 
-// SwiGLU: silu(gate) * up, with silu(x) = x * sigmoid(x).
-void swiglu(float* gate, const float* up, size_t n) {
-  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+// SwiGLU: silu(gate) * up, with silu(x) = x * sigmoid(x). One exp per element
+// of [n_tokens, n_ff] is a visible share of a prefill, so large batches split it
+// over the pool; a decode step's few thousand stay on one thread (a parallel
+// section costs more than they do, and much more when the cores are shared).
+void swiglu(float* gate, const float* up, size_t n, ThreadPool& pool) {
+  auto run = [&](size_t a, size_t b) {
+    for (size_t i = a; i < b; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  };
+  if (n < 65536 || pool.size() == 1) return run(0, n);
+  pool.run([&](int ith, int nth) { run(n * ith / nth, n * (ith + 1) / nth); });
 }
 
 void add_into(float* x, const float* y, size_t n) {
@@ -167,7 +174,7 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
     dbg("ffn_norm", l, xb, E);
     kernels::matmul(L.w_gate, xb, E, T, st.hb_.data(), F, pool);
     kernels::matmul(L.w_up, xb, E, T, st.hb2_.data(), F, pool);
-    swiglu(st.hb_.data(), st.hb2_.data(), static_cast<size_t>(T) * F);
+    swiglu(st.hb_.data(), st.hb2_.data(), static_cast<size_t>(T) * F, pool);
     kernels::matmul(L.w_down, st.hb_.data(), F, T, xb, E, pool);
     dbg("ffn_out", l, xb, E);
     add_into(x, xb, static_cast<size_t>(T) * E);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf.h"
+#include "kernels/thread_pool.h"
 
 namespace pl {
 namespace {
@@ -100,6 +101,19 @@ ModelWeights ModelWeights::from_gguf(const GgufFile& f, const ModelConfig& c) {
   w.rope_freqs = ld.vec("rope_freqs.weight", c.n_rot / 2, /*required=*/false);
   ld.reject_unused();
   w.n_bytes = ld.n_bytes;
+  // Repack every matrix matmul reads, once (token_embd is only looked up by
+  // row, unless tied: then `output` is its packed copy).
+  const int n_threads = default_thread_count();
+  auto pack = [&](kernels::WeightView& v) {
+    if (v.data == nullptr) return;
+    if (auto p = kernels::pack_weights(v, n_threads)) {
+      v.packed = p.get();
+      w.packed.push_back(std::move(p));
+    }
+  };
+  for (LayerWeights& L : w.layers)
+    for (kernels::WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*v);
+  pack(w.output);
   return w;
 }
 

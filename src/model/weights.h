@@ -3,6 +3,7 @@
 // pass never checks.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -35,9 +36,14 @@ struct ModelWeights {
   std::span<const float> rope_freqs; // [n_rot / 2] frequency divisors (llama3 scaling), or empty
 
   // Throws pl::Error "tensor 'x': expected ..., got ..." for anything missing or malformed.
+  // Matrices are then repacked for the active kernel level where it has a
+  // packed kernel for their type (the views' `packed`); the mmap'd originals
+  // stay for embedding lookups and for levels without one.
   static ModelWeights from_gguf(const GgufFile& f, const ModelConfig& c);
   // Bytes of all weights (what one decode step reads).
   uint64_t n_bytes = 0;
+  // Owns what the views' `packed` point to (one per packed matrix).
+  std::vector<std::unique_ptr<kernels::PackedWeights>> packed;
 };
 
 }  // namespace pl

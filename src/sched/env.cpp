@@ -133,11 +133,12 @@ SchedConfig SchedConfig::from_env() {
   std::error_code ec;
   c.runner_exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (auto v = env("OLLAMA_NUM_PARALLEL")) {
-    if (*v == "auto")
-      fail("OLLAMA_NUM_PARALLEL=auto is not supported yet (the automatic tuner, issue #7): "
-           "set a number of sequences, or leave it unset for the memory-aware default");
-    const int n = int_var("OLLAMA_NUM_PARALLEL", *v, 0);
-    if (n > 0) c.num_parallel = n;  // 0: the default, as in Ollama
+    if (*v == "auto") {
+      c.auto_parallel = true;  // the server's tuner moves the limit, from the memory-aware default
+    } else {
+      const int n = int_var("OLLAMA_NUM_PARALLEL", *v, 0);
+      if (n > 0) c.num_parallel = n;  // 0: the default, as in Ollama
+    }
   }
   if (auto v = env("OLLAMA_MAX_LOADED_MODELS")) {
     const int n = int_var("OLLAMA_MAX_LOADED_MODELS", *v, 0);

@@ -1,4 +1,4 @@
-// One GET /health against a runner on the loopback interface.
+// Small calls to a runner on the loopback interface: GET /health, POST /parallel.
 #pragma once
 
 #include <chrono>
@@ -19,5 +19,9 @@ struct HealthReply {
 };
 
 HealthReply check_health(int port, std::chrono::milliseconds timeout);
+
+// POST /parallel {"n": n} to a runner: "" on success, else why not (the
+// runner's error for a value its KV pool cannot run, or the transport error).
+std::string post_parallel(int port, int n, std::chrono::milliseconds timeout);
 
 }  // namespace pl::sched

@@ -54,6 +54,7 @@ struct Runner {
   int num_parallel = 1;
   std::string parallel_source;
   int num_ctx = 0;  // per sequence
+  int pool_ctx = 0; // the runner's KV pool in tokens (--ctx-size)
   uint64_t weights_bytes = 0;
   uint64_t size_bytes = 0;
   int in_flight = 0;
@@ -114,6 +115,8 @@ class SchedulerCore {
   // A model being reloaded for a larger context: the least num_ctx its next
   // runner gets, whichever waiting request starts it.
   std::map<std::string, int> reload_num_ctx;
+  // Limits set through the admin API, applied to the model's later loads too.
+  std::map<std::string, int> admin_parallel;
   uint64_t next_id = 1;
   int n_waiting = 0;  // acquire() calls blocked on a load, a reload or room
   bool shutting_down = false;
@@ -183,6 +186,10 @@ SchedulerCore::Plan SchedulerCore::plan(const ModelRequest& req, const ModelInfo
     notes.push_back(fmt::format("model architecture does not currently support parallel requests: "
                                 "architecture {}, model {}; parallel 1",
                                 info.arch, who));
+  } else if (auto a = admin_parallel.find(req.key); a != admin_parallel.end()) {
+    p.num_parallel = a->second;
+    p.parallel_source = "admin";
+    notes.push_back(fmt::format("parallel {} for {} (set through the admin API)", p.num_parallel, req.key));
   } else if (req.num_parallel) {
     if (*req.num_parallel < 1) fail("num_parallel must be at least 1, got {}", *req.num_parallel);
     p.num_parallel = *req.num_parallel;
@@ -196,7 +203,7 @@ SchedulerCore::Plan SchedulerCore::plan(const ModelRequest& req, const ModelInfo
     std::string why;
     p.num_parallel = default_parallel(info.weights_bytes, info.kv_bytes_per_token, num_ctx, budget(), &why,
                                       info.compute_bytes);
-    p.parallel_source = "default";
+    p.parallel_source = cfg.auto_parallel ? "auto" : "default";
     notes.push_back(fmt::format("memory-aware default for {}: {} (available {} - reserve {})", req.key, why,
                                 format_bytes(cfg.available_memory()), format_bytes(cfg.memory_reserve)));
   }
@@ -253,6 +260,7 @@ std::shared_ptr<Runner> SchedulerCore::start_runner(const ModelRequest& req, con
   r->gguf = req.gguf;
   r->num_parallel = p.num_parallel;
   r->parallel_source = p.parallel_source;
+  r->pool_ctx = p.num_ctx * p.num_parallel;
   r->num_ctx = p.num_ctx;
   r->weights_bytes = info.weights_bytes;
   r->size_bytes = p.size_bytes;
@@ -615,5 +623,51 @@ std::vector<RunnerInfo> Scheduler::ps() const {
 }
 
 const SchedConfig& Scheduler::config() const { return core_->cfg; }
+
+std::string Scheduler::set_parallel(const std::string& key, int n, const std::string& source) {
+  if (n < 1) fail("num_parallel must be at least 1, got {}", n);
+  int port = 0, num_ctx = 0;
+  uint64_t runner_id = 0;
+  {
+    std::lock_guard lk(core_->mu);
+    auto it = core_->by_key.find(key);
+    if (it == core_->by_key.end() || it->second->state != RunnerState::Ready)
+      throw NotLoadedError(fmt::format("model '{}' is not loaded (load it first, e.g. with an empty prompt)", key));
+    const Runner& r = *it->second;
+    if (r.parallel_source == "forced-1" && n > 1)
+      fail("model architecture does not currently support parallel requests: {} stays at 1", key);
+    port = r.port;
+    num_ctx = r.num_ctx;
+    runner_id = r.id;
+  }
+  // The HTTP call without the lock: the runner answers within a step at most.
+  const std::string err = post_parallel(port, n, std::chrono::seconds(10));
+  if (!err.empty()) fail("{}", err);
+  int old = 0, pool_ctx = 0;
+  {
+    std::lock_guard lk(core_->mu);
+    auto it = core_->by_key.find(key);
+    if (it == core_->by_key.end() || it->second->id != runner_id)
+      throw NotLoadedError(fmt::format("model '{}' was unloaded while its limit changed", key));
+    Runner& r = *it->second;
+    old = r.num_parallel;
+    pool_ctx = r.pool_ctx;
+    r.num_parallel = n;
+    r.parallel_source = source;
+    if (source == "admin") core_->admin_parallel[key] = n;
+    core_->cv.notify_all();
+    if (old != n) core_->cfg.log(fmt::format("parallel {} -> {} for {} ({})", old, n, key, source));
+  }
+  if (static_cast<int64_t>(n) * num_ctx > pool_ctx)
+    return fmt::format("the KV pool holds {} tokens: {} sequences of up to {} tokens do not all fit at once, "
+                       "so long ones will be preempted and recomputed",
+                       pool_ctx, n, num_ctx);
+  return "";
+}
+
+void Scheduler::clear_parallel_override(const std::string& key) {
+  std::lock_guard lk(core_->mu);
+  core_->admin_parallel.erase(key);
+}
 
 }  // namespace pl::sched

@@ -59,11 +59,18 @@ class BusyError : public Error {
   using Error::Error;
 };
 
+// The model is not loaded (set_parallel): the server answers 404.
+class NotLoadedError : public Error {
+ public:
+  using Error::Error;
+};
+
 using Millis = std::chrono::milliseconds;
 
 struct SchedConfig {
   std::filesystem::path runner_exe;  // the parallama binary (started as `<exe> runner ...`)
   std::optional<int> num_parallel;   // OLLAMA_NUM_PARALLEL; none: memory-aware default
+  bool auto_parallel = false;        // OLLAMA_NUM_PARALLEL=auto: start at the default, source "auto" (the tuner's)
   int max_loaded_models = 3;         // OLLAMA_MAX_LOADED_MODELS (0 in the env means the default)
   int max_queue = 512;               // OLLAMA_MAX_QUEUE
   Millis keep_alive{5 * 60 * 1000};  // OLLAMA_KEEP_ALIVE; negative: forever
@@ -106,7 +113,7 @@ struct RunnerInfo {  // one loaded (or loading) model, for /api/ps and /metrics
   int port = 0;
   bool ready = false;                // false while loading
   int num_parallel = 0;
-  std::string parallel_source;       // "env" | "default" | "modelfile" | "forced-1"
+  std::string parallel_source;       // "env" | "default" | "modelfile" | "admin" | "auto" | "forced-1"
   int num_ctx = 0;                   // per sequence
   uint64_t weights_bytes = 0;
   uint64_t size_bytes = 0;           // memory estimate: weights + KV + compute
@@ -171,6 +178,18 @@ class Scheduler {
   bool unload(const std::string& key);
   std::vector<RunnerInfo> ps() const;  // loading and ready runners, by key
   const SchedConfig& config() const;
+
+  // Changes a loaded model's parallel limit live, through its runner's POST
+  // /parallel: effective at the runner's next step, nothing in flight is
+  // dropped; the queue accounting follows at once. source "admin" is also
+  // remembered for the model's next load (until the server restarts); "auto" is
+  // the tuner's. Throws NotLoadedError, or pl::Error with the reason the value
+  // does not fit (a forced-1 architecture; more sequences than the runner's KV
+  // pool has blocks). Returns a warning when the pool cannot hold n full
+  // contexts (long sequences will then be preempted and recomputed), else "".
+  std::string set_parallel(const std::string& key, int n, const std::string& source);
+  // Forgets an admin setting (the next load uses modelfile/env/default again).
+  void clear_parallel_override(const std::string& key);
 
  private:
   std::shared_ptr<SchedulerCore> core_;

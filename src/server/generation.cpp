@@ -24,8 +24,11 @@ std::string error_text(const std::string& body) {
 }  // namespace
 
 Generation::Generation(std::unique_ptr<sched::Lease> lease, const std::string& path, const json& body,
-                       Clock::time_point t_arrival)
-    : lease_(std::move(lease)), call_(lease_->port(), path, dump(body)), t_arrival_(t_arrival) {
+                       Clock::time_point t_arrival, Metrics* metrics)
+    : lease_(std::move(lease)),
+      call_(lease_->port(), path, dump(body)),
+      t_arrival_(t_arrival),
+      timer_(metrics, lease_->key(), t_arrival) {
   const int status = call_.status();
   if (status == 200) return;
   if (status == 0) throw HttpError(500, lost_runner_message());
@@ -74,11 +77,13 @@ bool Generation::next(Piece& out, std::chrono::milliseconds timeout) {
     }
     out.content = j.value("content", std::string());
     if (j.contains("tokens") && j["tokens"].is_array()) out.n_tokens = static_cast<int>(j["tokens"].size());
+    timer_.on_tokens(out.n_tokens, Clock::now());  // before the skip below: those tokens count too
     if (j.value("stop", false)) {
       finished_ = true;
       out.kind = Piece::Kind::Done;
       out.done_reason = j.value("done_reason", std::string("stop"));
       out.timings = j.value("timings", json::object());
+      timer_.on_done(out.timings.value("queue_ms", 0.0), Clock::now());
       return true;
     }
     if (out.content.empty()) continue;  // nothing a client could see (a partial UTF-8 character)

@@ -98,7 +98,8 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res)
   if (prompt.empty()) return load_or_unload(*this, m, opt, keep_alive, res, false);
 
   const std::string text = raw ? prompt : render_generate(m, system, prompt);
-  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0);
+  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0,
+                                         metrics.get());
   respond(res, gen, stream, m.name.display(), [](const std::string& text) { return json{{"response", text}}; });
 }
 
@@ -116,7 +117,8 @@ void Server::Impl::chat(const httplib::Request& req, httplib::Response& res) {
   if (messages.empty()) return load_or_unload(*this, m, opt, keep_alive, res, true);
 
   const std::string text = render_chat(m, messages);
-  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0);
+  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0,
+                                         metrics.get());
   respond(res, gen, stream, m.name.display(), [](const std::string& text) {
     return json{{"message", {{"role", "assistant"}, {"content", text}}}};
   });

@@ -106,7 +106,7 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   rb["stream"] = true;
   rb["truncate"] = true;
   if (opt.num_ctx > 0) rb["n_ctx"] = opt.num_ctx;
-  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0);
+  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0, metrics.get());
   const std::string id = new_id("chatcmpl");
   const int64_t created = unix_now();
   const std::string model_name = name;
@@ -188,7 +188,7 @@ void Server::Impl::oai_completions(const httplib::Request& req, httplib::Respons
   rb["stream"] = true;
   rb["truncate"] = true;
   if (opt.num_ctx > 0) rb["n_ctx"] = opt.num_ctx;
-  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0);
+  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0, metrics.get());
   const std::string id = new_id("cmpl");
   const int64_t created = unix_now();
   auto body_of = [=](const std::string& text, json finish) {

@@ -10,7 +10,9 @@
 #include <regex>
 
 #include "core/error.h"
+#include "server/autotune.h"
 #include "server/server_impl.h"
+#include "server/ui.h"
 
 namespace pl::server {
 
@@ -128,7 +130,10 @@ ServerConfig ServerConfig::from_env() {
     }
   }
   c.models = store::Store::default_root();
+  if (const char* t = env("PARALLAMA_ADMIN_TOKEN")) c.admin_token = t;
+  c.tuner = tuner_config_from_env();
   c.sched = sched::SchedConfig::from_env();
+  c.vllm_metrics = vllm_metrics_from_env();
   return c;
 }
 
@@ -199,15 +204,15 @@ void Server::Impl::routes() {
   });
   svr.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
 
-  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("parallama is running", "text/plain; charset=utf-8");
-  });
+  register_ui_routes(svr);  // GET / ("parallama is running", or the live page for browsers) and GET /ui
   svr.Get("/api/version", [](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, json{{"version", "0.1.0"}});
   });
   routes_ollama();
   routes_models();
   routes_openai();
+  routes_metrics();
+  routes_admin();
 
   svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -239,7 +244,9 @@ Server::~Server() {
   Impl& m = *impl_;
   m.svr.stop();
   if (m.http_thread.joinable()) m.http_thread.join();
-  m.sched.reset();  // stops every runner
+  m.metrics.reset();  // its pollers call the scheduler
+  m.tuner.reset();    // so does the tuner
+  m.sched.reset();    // stops every runner
 }
 
 void Server::start() {
@@ -247,6 +254,12 @@ void Server::start() {
   std::signal(SIGPIPE, SIG_IGN);
   std::filesystem::create_directories(m.cfg.models);
   m.sched = std::make_unique<sched::Scheduler>(m.cfg.sched);
+  Metrics::Options metrics_opt;
+  metrics_opt.vllm_aliases = m.cfg.vllm_metrics;
+  m.metrics = std::make_unique<Metrics>([&m] { return m.sched->ps(); }, metrics_opt);
+  m.metrics->start();
+  m.tuner = std::make_unique<AutoTuner>(*m.sched, m.cfg.tuner, m.cfg.sched.auto_parallel);
+  m.tuner->start();
   m.register_demo_model();
   m.routes();
   m.svr.new_task_queue = [] { return new ThreadPerConnection(); };

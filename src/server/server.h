@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sched/sched.h"
+#include "tune/tuner.h"
 
 namespace pl::server {
 
@@ -23,6 +24,9 @@ struct ServerConfig {
   std::filesystem::path models;      // OLLAMA_MODELS
   std::filesystem::path demo_model;  // built-in stories260k GGUF, registered when the store lacks it ("" = none)
   sched::SchedConfig sched;
+  bool vllm_metrics = false;         // PARALLAMA_VLLM_METRICS: also export vLLM's metric names on /metrics
+  tune::TunerConfig tuner;           // PARALLAMA_TARGET_ITL (the automatic tuner's latency target)
+  std::string admin_token;           // PARALLAMA_ADMIN_TOKEN: required by the admin API when set
 
   // Reads OLLAMA_HOST, OLLAMA_ORIGINS, OLLAMA_MODELS and the scheduler's
   // variables; throws pl::Error naming a bad variable.

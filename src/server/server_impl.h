@@ -14,6 +14,8 @@
 
 #include "sched/sched.h"
 #include "server/http.h"
+#include "server/metrics.h"
+#include "server/autotune.h"
 #include "server/options.h"
 #include "server/runner_call.h"
 #include "server/server.h"
@@ -44,8 +46,9 @@ class Generation {
   // Starts the runner call and waits for its status: throws HttpError with the
   // runner's status and message when it refused the request (a prompt too long,
   // a bad option), or 500 when the runner is gone.
+  // `metrics` (may be null) gets the generation's latencies.
   Generation(std::unique_ptr<sched::Lease> lease, const std::string& path, const nlohmann::json& body,
-             Clock::time_point t_arrival);
+             Clock::time_point t_arrival, Metrics* metrics = nullptr);
   // The next piece; false on timeout (call again).
   bool next(Piece& out, std::chrono::milliseconds timeout);
   void cancel() { call_.cancel(); }
@@ -61,6 +64,7 @@ class Generation {
   RunnerCall call_;
   Clock::time_point t_arrival_;
   bool finished_ = false;
+  RequestTimer timer_;
 };
 
 // Ollama's final statistics (nanoseconds) from the runner's timings.
@@ -71,6 +75,8 @@ struct Server::Impl {
   store::Store store;
   std::mutex store_mu;  // serialises create/copy/delete/blob writes
   std::unique_ptr<sched::Scheduler> sched;
+  std::unique_ptr<AutoTuner> tuner;  // num_parallel "auto"
+  std::unique_ptr<Metrics> metrics;  // GET /metrics (metrics.h); made in start(), after sched
   HttpServer svr;
   std::thread http_thread;
   int port = 0;
@@ -91,6 +97,14 @@ struct Server::Impl {
   void routes_ollama();
   void routes_models();
   void routes_openai();
+  void routes_metrics();
+  void routes_admin();
+  // The admin API's gate: loopback only, or the bearer token when one is set (401/403).
+  void check_admin(const httplib::Request& req) const;
+  nlohmann::json parallel_status();
+  // The automatic tuner for one model (num_parallel "auto").
+  void start_auto(const std::string& key);
+  void stop_auto(const std::string& key);
   void register_demo_model();
 
   // Ollama handlers

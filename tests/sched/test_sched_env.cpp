@@ -142,10 +142,12 @@ TEST(FromEnv, BadValuesNameTheVariable) {
   }
 }
 
-TEST(FromEnv, AutoParallelIsAClearError) {
+TEST(FromEnv, AutoParallelTurnsTheTunerOn) {
   EnvGuard env;
   env.set("OLLAMA_NUM_PARALLEL", "auto");
-  EXPECT_NE(error_of([] { SchedConfig::from_env(); }).find("auto is not supported yet"), std::string::npos);
+  const SchedConfig c = SchedConfig::from_env();
+  EXPECT_TRUE(c.auto_parallel);
+  EXPECT_FALSE(c.num_parallel.has_value());
 }
 
 TEST(DefaultParallel, FourWhenFourContextsFitElseOne) {

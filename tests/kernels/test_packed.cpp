@@ -1,0 +1,146 @@
+// Packed (row-interleaved) weights: the layout round-trips to the file's
+// blocks byte for byte, and matmul over packed weights equals the scalar
+// reference on the original layout within float-summation tolerance (integer
+// sums are exact, so the bound is 2e-5 * sum_k |w_k * x_k| per output, as in
+// test_levels.cpp), for odd shapes, every token count the kernels tile
+// differently, and one or two threads.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "test_util.h"
+
+namespace pl::kernels {
+namespace {
+
+const std::vector<DType>& packed_types() {
+  static const std::vector<DType> v = {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
+  return v;
+}
+
+// Levels with a packed kernel for t.
+std::vector<CpuLevel> packed_levels(DType t) {
+  std::vector<CpuLevel> v;
+  for (CpuLevel l : test::supported_levels()) {
+    const detail::TypeTraits* tr = test::table_of(l).traits(t);
+    if (tr != nullptr && tr->gemm_packed != nullptr) v.push_back(l);
+  }
+  return v;
+}
+
+double abs_dot(const float* w, const float* x, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::fabs(static_cast<double>(w[i]) * x[i]);
+  return s;
+}
+
+TEST(Packed, RoundTripsToFileBlocks) {
+  test::LevelGuard guard;
+  int n_checked = 0;
+  for (DType t : packed_types()) {
+    for (CpuLevel l : packed_levels(t)) {
+      detail::set_level_for_testing(l);
+      const int64_t bs = detail::block_elems(t);
+      for (int64_t n_cols : {bs, 3 * bs, 8 * bs}) {
+        for (int64_t n_rows : {1, 15, 16, 17, 33, 71}) {
+          auto w = test::random_weights(t, n_rows, n_cols, 5 + static_cast<uint32_t>(n_rows));
+          auto p = pack_weights(WeightView{t, n_rows, n_cols, w.data()});
+          ASSERT_NE(p, nullptr) << dtype_name(t);
+          EXPECT_EQ(p->n_groups, (n_rows + 15) / 16);
+          std::vector<uint8_t> back(w.size(), 0xAB);
+          detail::unpack_groups(*p, back.data());
+          ASSERT_EQ(0, std::memcmp(w.data(), back.data(), w.size()))
+              << dtype_name(t) << " rows=" << n_rows << " cols=" << n_cols;
+          ++n_checked;
+        }
+      }
+    }
+  }
+  if (n_checked == 0) GTEST_SKIP() << "no level with packed kernels on this CPU";
+}
+
+TEST(Packed, NotPackedWithoutKernel) {
+  test::LevelGuard guard;
+  detail::set_level_for_testing(CpuLevel::Scalar);
+  auto w = test::random_weights(DType::Q4_0, 16, 64, 1);
+  EXPECT_EQ(pack_weights(WeightView{DType::Q4_0, 16, 64, w.data()}), nullptr);
+  EXPECT_FALSE(has_packed_kernel(DType::Q4_0));
+  EXPECT_FALSE(has_packed_kernel(DType::F16));
+}
+
+TEST(Packed, MatmulMatchesScalarOnFileLayout) {
+  test::LevelGuard guard;
+  ThreadPool pool(2);
+  int n_checked = 0;
+  for (DType t : packed_types()) {
+    const int64_t bs = detail::block_elems(t);
+    for (CpuLevel l : packed_levels(t)) {
+      detail::set_level_for_testing(l);
+      for (int64_t n_cols : {bs, 2 * bs, 3 * bs, 4 * bs, bs == 32 ? int64_t{2048} : int64_t{2304}}) {
+        for (int64_t n_rows : {1, 17, 48, 71}) {
+          auto w = test::random_weights(t, n_rows, n_cols, 7 + static_cast<uint32_t>(n_rows));
+          auto packed = pack_weights(WeightView{t, n_rows, n_cols, w.data()});
+          ASSERT_NE(packed, nullptr);
+          const WeightView plain{t, n_rows, n_cols, w.data()};
+          const WeightView wv{t, n_rows, n_cols, w.data(), packed.get()};
+          std::vector<float> wf(static_cast<size_t>(n_rows * n_cols));
+          const size_t rb = row_bytes(t, static_cast<size_t>(n_cols));
+          for (int64_t r = 0; r < n_rows; ++r) dequantize_row(t, w.data() + r * rb, wf.data() + r * n_cols, n_cols);
+          for (int64_t n_tok : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 24, 64, 300}) {
+            if (n_cols > 1000 && n_tok > 64 && n_rows > 17) continue;  // keep the scalar side quick
+            const int64_t ldx = n_cols + 8, ldy = n_rows + 3;
+            auto x = test::random_floats(static_cast<size_t>(n_tok * ldx), 1000 + static_cast<uint32_t>(n_tok));
+            std::vector<float> ya(static_cast<size_t>(n_tok * ldy), -7.0f), yb(ya.size(), -7.0f);
+            detail::matmul_with(detail::scalar_table(), plain, x.data(), ldx, n_tok, ya.data(), ldy, pool);
+            detail::matmul_with(test::table_of(l), wv, x.data(), ldx, n_tok, yb.data(), ldy, pool);
+            for (int64_t tk = 0; tk < n_tok; ++tk) {
+              for (int64_t r = 0; r < ldy; ++r) {
+                const size_t i = static_cast<size_t>(tk * ldy + r);
+                if (r >= n_rows) {
+                  ASSERT_EQ(yb[i], -7.0f) << "wrote past n_rows";
+                  continue;
+                }
+                const double tol = 2e-5 * abs_dot(wf.data() + r * n_cols, x.data() + tk * ldx, n_cols) + 1e-6;
+                ASSERT_NEAR(ya[i], yb[i], tol) << cpu_level_name(l) << " " << dtype_name(t) << " rows=" << n_rows
+                                               << " cols=" << n_cols << " n_tok=" << n_tok << " t=" << tk << " r=" << r;
+              }
+            }
+            ++n_checked;
+          }
+        }
+      }
+    }
+  }
+  if (n_checked == 0) GTEST_SKIP() << "no level with packed kernels on this CPU";
+}
+
+// The same packed matrix under a level without a packed kernel falls back to
+// the file layout, and one or two threads give identical bits.
+TEST(Packed, FallbackAndThreadInvariance) {
+  test::LevelGuard guard;
+  ThreadPool one(1), two(2);
+  for (DType t : packed_types()) {
+    const std::vector<CpuLevel> levels = packed_levels(t);
+    if (levels.empty()) GTEST_SKIP() << "no level with packed kernels on this CPU";
+    detail::set_level_for_testing(levels.back());
+    const int64_t n_rows = 300, n_cols = detail::block_elems(t) == 32 ? 96 : 512;
+    auto w = test::random_weights(t, n_rows, n_cols, 3);
+    auto packed = pack_weights(WeightView{t, n_rows, n_cols, w.data()});
+    const WeightView wv{t, n_rows, n_cols, w.data(), packed.get()};
+    for (int64_t n_tok : {1, 5, 70}) {
+      auto x = test::random_floats(static_cast<size_t>(n_tok * n_cols), 4);
+      std::vector<float> y1(static_cast<size_t>(n_tok * n_rows)), y2(y1.size()), ys(y1.size()), yr(y1.size());
+      matmul(wv, x.data(), n_cols, n_tok, y1.data(), n_rows, one);
+      matmul(wv, x.data(), n_cols, n_tok, y2.data(), n_rows, two);
+      ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float))) << dtype_name(t) << " n_tok=" << n_tok;
+      // Scalar level: the packed copy is ignored, the result is the reference's.
+      detail::matmul_with(detail::scalar_table(), wv, x.data(), n_cols, n_tok, ys.data(), n_rows, two);
+      detail::matmul_with(detail::scalar_table(), WeightView{t, n_rows, n_cols, w.data()}, x.data(), n_cols, n_tok,
+                          yr.data(), n_rows, two);
+      ASSERT_EQ(0, std::memcmp(ys.data(), yr.data(), ys.size() * sizeof(float))) << dtype_name(t);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pl::kernels
