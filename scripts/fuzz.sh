@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Bounded libFuzzer run of the GGUF reader (ASan + UBSan), seeded from ../shared/testdata.
-# Usage: scripts/fuzz.sh [SECONDS]   (default 60)
+# Bounded libFuzzer runs (ASan + UBSan) of the GGUF reader, seeded from ../shared/testdata, and of
+# the chat template engines, seeded from tests/chat. The time is split between the two targets.
+# Usage: scripts/fuzz.sh [SECONDS]   (default 60, in total)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+gguf_seconds=$(( (seconds + 1) / 2 ))
+chat_seconds=$(( seconds - gguf_seconds > 0 ? seconds - gguf_seconds : 1 ))
 build=build-fuzz
 if ! command -v clang++ >/dev/null; then
   echo "fuzz.sh: clang++ not found (scripts/setup.sh installs it)" >&2
@@ -11,7 +14,7 @@ if ! command -v clang++ >/dev/null; then
 fi
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPARALLAMA_FUZZ=ON -DPARALLAMA_TESTS=OFF -DPARALLAMA_BENCH=OFF -DPARALLAMA_SANITIZE=ON >/dev/null
-ninja -C "$build" fuzz_gguf >/dev/null
+ninja -C "$build" fuzz_gguf fuzz_chat_template >/dev/null
 
 corpus="$build/corpus"
 mkdir -p "$corpus"
@@ -27,6 +30,14 @@ else
 fi
 # Inputs that once failed stay in the corpus for good.
 cp tests/gguf/fuzz_regressions/* "$corpus/"
-echo "fuzz.sh: fuzzing the GGUF reader for ${seconds}s"
-"$build/bin/fuzz_gguf" "$corpus" -max_total_time="$seconds" -max_len=1200000 -rss_limit_mb=2048 \
+echo "fuzz.sh: fuzzing the GGUF reader for ${gguf_seconds}s"
+"$build/bin/fuzz_gguf" "$corpus" -max_total_time="$gguf_seconds" -max_len=1200000 -rss_limit_mb=2048 \
   -print_final_stats=1 2>&1 | tail -n 15
+
+# Chat templates: the real templates of the tests and small seeds of each feature.
+chat_corpus="$build/corpus-chat"
+mkdir -p "$chat_corpus"
+cp tests/chat/templates/* tests/chat/fuzz_seeds/*.jinja tests/chat/fuzz_seeds/*.gotmpl "$chat_corpus/"
+echo "fuzz.sh: fuzzing the chat template engines for ${chat_seconds}s"
+"$build/bin/fuzz_chat_template" "$chat_corpus" -dict=tests/chat/fuzz_seeds/chat_template.dict \
+  -max_total_time="$chat_seconds" -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15

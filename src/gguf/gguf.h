@@ -109,6 +109,9 @@ class GgufFile {
   uint32_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }  // absolute file offset of the data section
   std::span<const uint8_t> file_bytes() const { return bytes_; }
+  // True when the bytes are a read-only mapping of a file (open()), whose pages
+  // the kernel can drop and re-read; false for caller-owned bytes (parse()).
+  bool is_file_mapped() const { return map_ != nullptr; }
 
   const std::vector<GgufKV>& metadata() const { return kvs_; }
   const GgufValue* find(std::string_view key) const;

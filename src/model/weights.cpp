@@ -1,5 +1,10 @@
 #include "model/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
 #include <unordered_set>
 
 #include "core/error.h"
@@ -7,6 +12,16 @@
 #include "kernels/thread_pool.h"
 
 namespace pl {
+
+namespace {
+// Drops the resident pages of a read-only file mapping inside [p, p + n).
+void release_pages(const void* p, size_t n) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+}  // namespace
 namespace {
 
 std::string shape_str(const std::vector<uint64_t>& s) {
@@ -109,6 +124,11 @@ ModelWeights ModelWeights::from_gguf(const GgufFile& f, const ModelConfig& c) {
     if (auto p = kernels::pack_weights(v, n_threads)) {
       v.packed = p.get();
       w.packed.push_back(std::move(p));
+      // matmul reads only the packed copy from now on: give the file's pages
+      // back, or the weights would sit in memory twice (they are re-read from
+      // the file if anything ever touches them again). Not for a tied output,
+      // whose rows the embedding lookup still reads.
+      if (f.is_file_mapped() && v.data != w.token_embd.data) release_pages(v.data, row_bytes(v.type, v.n_cols) * v.n_rows);
     }
   };
   for (LayerWeights& L : w.layers)

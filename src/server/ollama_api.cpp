@@ -38,9 +38,10 @@ void load_or_unload(Server::Impl& s, const store::ModelInfo& m, const ResolvedOp
   send_json(res, 200, out);
 }
 
-json runner_body(const std::string& prompt, const ResolvedOptions& opt) {
+json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt) {
   json b = opt.runner;
-  b["prompt"] = prompt;
+  b["prompt"] = prompt.text;
+  b["add_special"] = prompt.add_special;
   b["stream"] = true;
   b["truncate"] = true;
   if (opt.num_ctx > 0) b["n_ctx"] = opt.num_ctx;
@@ -88,7 +89,7 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res)
   const std::string suffix = get_string(body, "suffix");
   const bool raw = get_bool(body, "raw", false);
   const bool stream = get_bool(body, "stream", true);
-  if (field(body, "template") != nullptr) get_string(body, "template");  // type check; see docs/API.md
+  const std::string template_override = get_string(body, "template");  // Go syntax, as Ollama's
   reject_images(body);
   reject_unsupported(body);
   if (!suffix.empty()) fail("field 'suffix' (fill-in-the-middle) is not supported by this model");
@@ -97,7 +98,7 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res)
   ResolvedOptions opt = resolve_options(m.params, field(body, "options"));
   if (prompt.empty()) return load_or_unload(*this, m, opt, keep_alive, res, false);
 
-  const std::string text = raw ? prompt : render_generate(m, system, prompt);
+  const RenderedPrompt text = raw ? RenderedPrompt{prompt, true} : render_generate(m, system, prompt, template_override);
   auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0,
                                          metrics.get());
   respond(res, gen, stream, m.name.display(), [](const std::string& text) { return json{{"response", text}}; });
@@ -116,7 +117,7 @@ void Server::Impl::chat(const httplib::Request& req, httplib::Response& res) {
   ResolvedOptions opt = resolve_options(m.params, field(body, "options"));
   if (messages.empty()) return load_or_unload(*this, m, opt, keep_alive, res, true);
 
-  const std::string text = render_chat(m, messages);
+  const RenderedPrompt text = render_chat(m, messages);
   auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0,
                                          metrics.get());
   respond(res, gen, stream, m.name.display(), [](const std::string& text) {

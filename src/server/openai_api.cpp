@@ -102,7 +102,9 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   store::ModelInfo m = model(name);
   ResolvedOptions opt = resolve_options(m.params, &options);
   json rb = opt.runner;
-  rb["prompt"] = render_chat(m, messages);
+  const RenderedPrompt rendered = render_chat(m, messages);
+  rb["prompt"] = rendered.text;
+  rb["add_special"] = rendered.add_special;
   rb["stream"] = true;
   rb["truncate"] = true;
   if (opt.num_ctx > 0) rb["n_ctx"] = opt.num_ctx;

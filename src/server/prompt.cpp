@@ -1,11 +1,79 @@
 #include "server/prompt.h"
 
+#include <map>
+#include <mutex>
+
+#include "chat/chat.h"
 #include "core/error.h"
+#include "gguf/gguf.h"
 #include "server/http.h"
 
 namespace pl::server {
 
 using nlohmann::json;
+
+namespace {
+
+// What rendering needs from a model's GGUF. Blobs are content-addressed, so a
+// path's facts never change: read once per path.
+struct GgufChatFacts {
+  std::string chat_template;  // tokenizer.chat_template, or ""
+  std::string bos_token, eos_token;
+};
+
+const GgufChatFacts& chat_facts(const std::filesystem::path& gguf_path) {
+  static std::mutex mu;
+  static std::map<std::string, GgufChatFacts> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(gguf_path.string());
+  if (it != cache.end()) return it->second;
+  GgufChatFacts f;
+  GgufFile g = GgufFile::open(gguf_path.string());
+  f.chat_template = g.get_or<std::string>("tokenizer.chat_template", "");
+  if (g.has("tokenizer.ggml.tokens")) {
+    const auto& tokens = g.find("tokenizer.ggml.tokens")->array().items;
+    auto piece = [&](const char* key) -> std::string {
+      if (!g.has(key)) return "";
+      const auto id = g.get<uint32_t>(key);
+      if (id >= tokens.size() || tokens[id].type() != GgufType::STRING) return "";
+      return std::get<std::string>(tokens[id].v);
+    };
+    f.bos_token = piece("tokenizer.ggml.bos_token_id");
+    f.eos_token = piece("tokenizer.ggml.eos_token_id");
+  }
+  return cache.emplace(gguf_path.string(), std::move(f)).first->second;
+}
+
+std::vector<chat::Message> to_chat(const std::vector<ChatMessage>& in) {
+  std::vector<chat::Message> out;
+  for (const auto& m : in) {
+    chat::Message c;
+    c.role = m.role;
+    c.content = m.content;
+    if (m.tool_calls.is_array()) c.tool_calls = nlohmann::ordered_json::parse(m.tool_calls.dump());
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+RenderedPrompt render(const store::ModelInfo& model, const std::vector<ChatMessage>& messages,
+                      const std::string& template_override) {
+  const GgufChatFacts& facts = chat_facts(model.model_path);
+  const std::string go_source = !template_override.empty() ? template_override : model.template_text.value_or("");
+  chat::ChatTemplate t = chat::select_chat_template(go_source, facts.chat_template);
+  chat::ChatOptions opt;
+  opt.tools = nullptr;
+  opt.add_generation_prompt = true;
+  opt.bos_token = facts.bos_token;
+  opt.eos_token = facts.eos_token;
+  RenderedPrompt out;
+  out.text = t.render(to_chat(messages), opt);
+  if (t.kind() == chat::TemplateKind::Jinja && !facts.bos_token.empty() && out.text.rfind(facts.bos_token, 0) == 0)
+    out.add_special = false;
+  return out;
+}
+
+}  // namespace
 
 std::vector<ChatMessage> parse_messages(const json& messages) {
   if (!messages.is_array()) fail("field 'messages' must be an array, got {}", type_of(messages));
@@ -48,29 +116,26 @@ std::vector<ChatMessage> parse_messages(const json& messages) {
   return out;
 }
 
-std::string render_generate(const store::ModelInfo& model, const std::string& system, const std::string& prompt) {
+RenderedPrompt render_generate(const store::ModelInfo& model, const std::string& system, const std::string& prompt,
+                               const std::string& template_override) {
+  std::vector<ChatMessage> msgs;
   const std::string& sys = system.empty() ? model.system : system;
-  if (sys.empty()) return prompt;
-  return sys + "\n\n" + prompt;
+  if (!sys.empty()) msgs.push_back({"system", sys, nullptr});
+  msgs.push_back({"user", prompt, nullptr});
+  return render(model, msgs, template_override);
 }
 
-std::string render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages) {
-  std::vector<std::string> parts;
+RenderedPrompt render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages) {
+  std::vector<ChatMessage> msgs;
   bool has_system = false;
   for (const auto& m : messages) has_system |= m.role == "system";
-  if (!has_system && !model.system.empty()) parts.push_back(model.system);
+  if (!has_system && !model.system.empty()) msgs.push_back({"system", model.system, nullptr});
   if (model.messages.is_array())
     for (const auto& m : model.messages)
-      if (m.is_object() && m.contains("content") && m["content"].is_string())
-        parts.push_back(m["content"].get<std::string>());
-  for (const auto& m : messages)
-    if (!m.content.empty()) parts.push_back(m.content);
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += "\n\n";
-    out += parts[i];
-  }
-  return out;
+      if (m.is_object() && m.contains("role") && m.contains("content") && m["content"].is_string())
+        msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>(), nullptr});
+  msgs.insert(msgs.end(), messages.begin(), messages.end());
+  return render(model, msgs, "");
 }
 
 }  // namespace pl::server

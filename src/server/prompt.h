@@ -1,10 +1,11 @@
-// Prompt rendering for /api/generate, /api/chat and the OpenAI endpoints.
-//
-// Until the chat-template interpreter lands (src/chat), a model is rendered
-// with the plain fallback Ollama users know from `{{ .Prompt }}` templates:
-// generate is "{system}\n\n{prompt}" (just the prompt without a system), chat
-// is every message's content in order, joined by "\n\n", with the model's
-// SYSTEM and MESSAGEs first. The interface stays when the interpreter fills it.
+// Prompt rendering for /api/generate, /api/chat and the OpenAI endpoints,
+// through the model's template (src/chat):
+//   1. the request's "template" (Go syntax, /api/generate only), else
+//   2. the Modelfile's TEMPLATE (Go syntax, as models from an Ollama store carry), else
+//   3. the GGUF's tokenizer.chat_template (Jinja, as transformers renders it), else
+//   4. Ollama's plain fallback: "{system}\n\n{user}" turns.
+// /api/generate renders [system?, user prompt] like Ollama; /api/chat the
+// model's MESSAGEs and SYSTEM (when the request has no system message) first.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -27,9 +28,18 @@ struct ChatMessage {
 // throws pl::Error naming the bad element.
 std::vector<ChatMessage> parse_messages(const nlohmann::json& messages);
 
-// /api/generate: system is the request's (or the model's SYSTEM when empty).
-std::string render_generate(const store::ModelInfo& model, const std::string& system, const std::string& prompt);
-// /api/chat: the model's MESSAGEs and SYSTEM (when the request has no system message) come first.
-std::string render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages);
+struct RenderedPrompt {
+  std::string text;
+  // False when the template already wrote the BOS token's text (a Jinja
+  // template with {{ bos_token }}): the runner must not add another.
+  bool add_special = true;
+};
+
+// /api/generate: system is the request's (or the model's SYSTEM when empty);
+// template_override is the request's "template" ("" for none). Template errors
+// throw pl::Error ("line L, column C: ...").
+RenderedPrompt render_generate(const store::ModelInfo& model, const std::string& system, const std::string& prompt,
+                               const std::string& template_override = "");
+RenderedPrompt render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages);
 
 }  // namespace pl::server
