@@ -287,12 +287,13 @@ void register_client_commands(CLI::App& app) {
   ps->callback([] {
     json j = ApiClient::from_env().call("GET", "/api/ps");
     std::vector<std::vector<std::string>> rows = {
-        {"NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "PARALLEL", "RUNNING", "QUEUED", "UNTIL"}};
+        {"NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "PARALLEL", "RUNNING", "QUEUED", "KV USED", "UNTIL"}};
     for (const auto& m : j["models"])
       rows.push_back({m.value("name", ""), short_digest(m), human_size(m.value("size", uint64_t{0})), "100% CPU",
                       std::to_string(m.value("context_length", 0)),
                       fmt::format("{} ({})", m.value("num_parallel", 0), m.value("parallel_source", "")),
                       std::to_string(m.value("running", 0)), std::to_string(m.value("queued", 0)),
+                      m.contains("kv_used") ? fmt::format("{:.0f}%", 100 * m["kv_used"].get<double>()) : "-",
                       until(m.value("expires_at", ""))});
     print_table(rows);
   });

@@ -130,7 +130,8 @@ def test_ps_fields(server):
                                   "options": {"num_predict": 2}})
     _, ps = server.request("GET", "/api/ps")
     m = next(m for m in ps["models"] if m["name"] == "stories260k:latest")
-    for k in ("num_parallel", "running", "queued", "size", "expires_at", "digest", "details", "context_length"):
+    for k in ("num_parallel", "running", "queued", "size", "expires_at", "digest", "details", "context_length",
+              "kv_used"):
         assert k in m, k
     assert m["num_parallel"] >= 1 and m["running"] == 0 and m["queued"] == 0
 
