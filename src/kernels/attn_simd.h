@@ -225,17 +225,6 @@ void attn_tile_simd(const AttnTileArgs& a, float* scratch) {
   for (int b = 0; b * B <= pos_last; ++b) {
     const uint16_t* kblk = a.k + a.block_table[b] * a.block_stride;  // [D][B]
     const uint16_t* vblk = a.v + a.block_table[b] * a.block_stride;  // [B][D]
-    if ((b + 1) * B <= pos_last) {
-      // Blocks are scattered over the pool, so the hardware prefetcher cannot
-      // guess the next one; fetch it while this one is computed (decode is
-      // bound by these reads).
-      const char* kn = reinterpret_cast<const char*>(a.k + a.block_table[b + 1] * a.block_stride);
-      const char* vn = reinterpret_cast<const char*>(a.v + a.block_table[b + 1] * a.block_stride);
-      for (size_t off = 0; off < static_cast<size_t>(B) * D * sizeof(uint16_t); off += 64) {
-        __builtin_prefetch(kn + off);
-        __builtin_prefetch(vn + off);
-      }
-    }
     for (int j0 = 0; j0 < B && b * B + j0 <= pos_last; j0 += kKeys) {
       const int32_t kp0 = b * B + j0;  // position of the sub-block's first key
       const int nsub = std::min(kKeys, B - j0);
@@ -248,12 +237,14 @@ void attn_tile_simd(const AttnTileArgs& a, float* scratch) {
 
       attn_scores_rows<V>(qs + static_cast<size_t>(r0) * D, D, kt, p + static_cast<size_t>(r0) * kKeys, nr);
 
-      // Softmax step, W rows at a time from the group holding r0.
-      for (int rg = r0 - r0 % V::W; rg < R; rg += V::W) {
+      // Softmax step W rows at a time; row r = i * G + g sees cnt[r - rg] keys (0 before r0 and in the padding).
+      const int rg0 = r0 - r0 % V::W;
+      for (int rg = rg0, i = rg0 / G, g = rg0 % G; rg < R; rg += V::W) {
         int cnt[V::W];
         for (int k = 0; k < V::W; ++k) {
           const int r = rg + k;
-          cnt[k] = r < r0 || r >= R ? 0 : std::min<int32_t>(nk, a.pos[r / G] + 1 - kp0);
+          cnt[k] = r < r0 || r >= R ? 0 : std::min<int32_t>(nk, a.pos[i] + 1 - kp0);
+          if (++g == G) g = 0, ++i;
         }
         attn_softmax_rows<V>(p + static_cast<size_t>(rg) * kKeys, cnt, m + rg, l + rg, corr + rg);
       }
