@@ -16,8 +16,16 @@ void reject_images(const json& body) {
 
 void reject_unsupported(const json& body) {
   if (field(body, "format") != nullptr) fail("field 'format' (structured output) is not supported yet");
-  if (const json* t = field(body, "tools"); t != nullptr && !(t->is_array() && t->empty()))
-    fail("field 'tools' is not supported yet");
+}
+
+// Ollama's message.tool_calls from the parsed calls.
+json ollama_tool_calls(const chat::ParsedToolCalls& parsed) {
+  json calls = json::array();
+  for (size_t i = 0; i < parsed.calls.size(); ++i)
+    calls.push_back(json{{"function", {{"index", i},
+                                       {"name", parsed.calls[i].name},
+                                       {"arguments", json::parse(parsed.calls[i].arguments.dump())}}}});
+  return calls;
 }
 
 // An empty prompt loads the model (keep_alive 0: unloads it) and answers at once.
@@ -80,6 +88,45 @@ void respond(httplib::Response& res, const std::shared_ptr<Generation>& gen, boo
 
 }  // namespace
 
+// /api/chat with tools: the whole text is needed to tell a call from an
+// answer, so a streamed response is held back and sent at the end as one
+// chunk (content before the call + message.tool_calls), then the done chunk.
+void respond_with_tools(httplib::Response& res, const std::shared_ptr<Generation>& gen, bool stream,
+                        const std::string& model, chat::ToolFormat fmt) {
+  auto message_of = [fmt](const std::string& text) {
+    json msg{{"role", "assistant"}, {"content", text}};
+    if (auto parsed = chat::parse_tool_calls(text, fmt)) {
+      msg["content"] = parsed->content;
+      msg["tool_calls"] = ollama_tool_calls(*parsed);
+    }
+    return msg;
+  };
+  auto done_object = [gen, model](const Piece& p, json message) {
+    json out{{"model", model}, {"created_at", now_rfc3339()}, {"message", std::move(message)}, {"done", true}};
+    out["done_reason"] = p.done_reason;
+    out.update(ollama_stats(*gen, p));
+    return out;
+  };
+  if (stream) {
+    auto text = std::make_shared<std::string>();
+    stream_response(res, "application/x-ndjson", gen, [=](const Piece& p) -> std::string {
+      if (p.kind == Piece::Kind::Error) return dump(json{{"error", p.error}}) + "\n";
+      *text += p.content;
+      if (p.kind != Piece::Kind::Done) return "";
+      json first{{"model", model}, {"created_at", now_rfc3339()}, {"message", message_of(*text)}, {"done", false}};
+      return dump(first) + "\n" + dump(done_object(p, json{{"role", "assistant"}, {"content", ""}})) + "\n";
+    });
+    return;
+  }
+  std::string all;
+  json out;
+  drain(*gen, [&](const Piece& p) {
+    all += p.content;
+    if (p.kind == Piece::Kind::Done) out = done_object(p, message_of(all));
+  });
+  send_json(res, 200, out);
+}
+
 void Server::Impl::generate(const httplib::Request& req, httplib::Response& res) {
   const auto t0 = Clock::now();
   json body = parse_body(req.body);
@@ -110,6 +157,7 @@ void Server::Impl::chat(const httplib::Request& req, httplib::Response& res) {
   const std::string name = model_field(body);
   const bool stream = get_bool(body, "stream", true);
   reject_unsupported(body);
+  const json tools = parse_tools(field(body, "tools"));
   const json* msgs = field(body, "messages");
   std::vector<ChatMessage> messages = msgs ? parse_messages(*msgs) : std::vector<ChatMessage>{};
   const auto keep_alive = parse_keep_alive(field(body, "keep_alive"));
@@ -117,9 +165,10 @@ void Server::Impl::chat(const httplib::Request& req, httplib::Response& res) {
   ResolvedOptions opt = resolve_options(m.params, field(body, "options"));
   if (messages.empty()) return load_or_unload(*this, m, opt, keep_alive, res, true);
 
-  const RenderedPrompt text = render_chat(m, messages);
+  const RenderedPrompt text = render_chat(m, messages, tools);
   auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0,
                                          metrics.get());
+  if (!tools.is_null()) return respond_with_tools(res, gen, stream, m.name.display(), text.tool_format);
   respond(res, gen, stream, m.name.display(), [](const std::string& text) {
     return json{{"message", {{"role", "assistant"}, {"content", text}}}};
   });

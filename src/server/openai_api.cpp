@@ -78,8 +78,19 @@ void reject_unsupported(const json& body) {
     const std::string type = rf->is_object() ? rf->value("type", "") : "";
     if (type != "text") fail("response_format '{}' (structured output) is not supported yet", type);
   }
-  if (const json* t = field(body, "tools"); t != nullptr && !(t->is_array() && t->empty()))
-    fail("field 'tools' is not supported yet");
+}
+
+// OpenAI's message.tool_calls: arguments travel as a JSON string.
+json openai_tool_calls(const chat::ParsedToolCalls& parsed, bool with_index) {
+  json calls = json::array();
+  for (size_t i = 0; i < parsed.calls.size(); ++i) {
+    json c{{"id", new_id("call")},
+           {"type", "function"},
+           {"function", {{"name", parsed.calls[i].name}, {"arguments", parsed.calls[i].arguments.dump()}}}};
+    if (with_index) c["index"] = i;  // stream deltas name their slot
+    calls.push_back(std::move(c));
+  }
+  return calls;
 }
 
 }  // namespace
@@ -94,6 +105,7 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   if (const json* so = field(body, "stream_options"); so != nullptr && so->is_object())
     include_usage = so->value("include_usage", false);
   reject_unsupported(body);
+  const json tools = parse_tools(field(body, "tools"));
   const json* msgs = field(body, "messages");
   if (msgs == nullptr) fail("missing field 'messages'");
   std::vector<ChatMessage> messages = parse_messages(*msgs);
@@ -102,7 +114,11 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   store::ModelInfo m = model(name);
   ResolvedOptions opt = resolve_options(m.params, &options);
   json rb = opt.runner;
-  const RenderedPrompt rendered = render_chat(m, messages);
+  const RenderedPrompt rendered = render_chat(m, messages, tools);
+  // With tools the whole text is needed to tell a call from an answer: a
+  // stream is held back and sent at the end (content, then the calls).
+  const bool has_tools = !tools.is_null();
+  const chat::ToolFormat tool_format = rendered.tool_format;
   rb["prompt"] = rendered.text;
   rb["add_special"] = rendered.add_special;
   rb["stream"] = true;
@@ -122,6 +138,7 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   };
   if (stream) {
     auto first = std::make_shared<bool>(true);
+    auto held = std::make_shared<std::string>();
     stream_response(
         res, "text/event-stream", gen,
         [=](const Piece& p) {
@@ -131,9 +148,22 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
             out += sse(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr));
             *first = false;
           }
-          if (!p.content.empty()) out += sse(chunk(json{{"content", p.content}}, nullptr));
+          if (has_tools) {
+            *held += p.content;
+            if (p.kind != Piece::Kind::Done) return out;
+          }
+          std::string finish = finish_reason(p.done_reason);
+          if (!has_tools) {
+            if (!p.content.empty()) out += sse(chunk(json{{"content", p.content}}, nullptr));
+          } else if (auto parsed = chat::parse_tool_calls(*held, tool_format)) {
+            if (!parsed->content.empty()) out += sse(chunk(json{{"content", parsed->content}}, nullptr));
+            out += sse(chunk(json{{"tool_calls", openai_tool_calls(*parsed, true)}}, nullptr));
+            finish = "tool_calls";
+          } else if (!held->empty()) {
+            out += sse(chunk(json{{"content", *held}}, nullptr));
+          }
           if (p.kind == Piece::Kind::Done) {
-            out += sse(chunk(json::object(), finish_reason(p.done_reason)));
+            out += sse(chunk(json::object(), finish));
             if (include_usage) {
               json u = chunk(json::object(), nullptr);
               u["choices"] = json::array();
@@ -151,14 +181,20 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   drain(*gen, [&](const Piece& p) {
     all += p.content;
     if (p.kind != Piece::Kind::Done) return;
+    json message{{"role", "assistant"}, {"content", all}};
+    std::string finish = finish_reason(p.done_reason);
+    if (auto parsed = has_tools ? chat::parse_tool_calls(all, tool_format) : std::nullopt) {
+      // OpenAI gives null content when the answer is only calls.
+      message["content"] = parsed->content.empty() ? json(nullptr) : json(parsed->content);
+      message["tool_calls"] = openai_tool_calls(*parsed, false);
+      finish = "tool_calls";
+    }
     out = json{{"id", id},
                {"object", "chat.completion"},
                {"created", created},
                {"model", model_name},
                {"system_fingerprint", "fp_parallama"},
-               {"choices", json::array({json{{"index", 0},
-                                             {"message", {{"role", "assistant"}, {"content", all}}},
-                                             {"finish_reason", finish_reason(p.done_reason)}}})},
+               {"choices", json::array({json{{"index", 0}, {"message", std::move(message)}, {"finish_reason", finish}}})},
                {"usage", usage_json(p)}};
   });
   send_json(res, 200, out);

@@ -51,18 +51,20 @@ std::vector<chat::Message> to_chat(const std::vector<ChatMessage>& in) {
     c.role = m.role;
     c.content = m.content;
     if (m.tool_calls.is_array()) c.tool_calls = nlohmann::ordered_json::parse(m.tool_calls.dump());
+    c.tool_call_id = m.tool_call_id;
+    c.tool_name = m.tool_name;
     out.push_back(std::move(c));
   }
   return out;
 }
 
 RenderedPrompt render(const store::ModelInfo& model, const std::vector<ChatMessage>& messages,
-                      const std::string& template_override) {
+                      const std::string& template_override, const json& tools = nullptr) {
   const GgufChatFacts& facts = chat_facts(model.model_path);
   const std::string go_source = !template_override.empty() ? template_override : model.template_text.value_or("");
   chat::ChatTemplate t = chat::select_chat_template(go_source, facts.chat_template);
   chat::ChatOptions opt;
-  opt.tools = nullptr;
+  opt.tools = tools.is_array() ? nlohmann::ordered_json::parse(tools.dump()) : nlohmann::ordered_json(nullptr);
   opt.add_generation_prompt = true;
   opt.bos_token = facts.bos_token;
   opt.eos_token = facts.eos_token;
@@ -70,6 +72,7 @@ RenderedPrompt render(const store::ModelInfo& model, const std::vector<ChatMessa
   out.text = t.render(to_chat(messages), opt);
   if (t.kind() == chat::TemplateKind::Jinja && !facts.bos_token.empty() && out.text.rfind(facts.bos_token, 0) == 0)
     out.add_special = false;
+  out.tool_format = chat::tool_format_of(t.source());
   return out;
 }
 
@@ -110,7 +113,22 @@ std::vector<ChatMessage> parse_messages(const json& messages) {
     }
     if (const json* imgs = field(m, "images"); imgs != nullptr && !(imgs->is_array() && imgs->empty()))
       fail("messages[{}]: this model does not support images", i);
-    if (const json* tc = field(m, "tool_calls")) cm.tool_calls = *tc;
+    if (const json* tc = field(m, "tool_calls"); tc != nullptr && !tc->is_null()) {
+      if (!tc->is_array()) fail("messages[{}].tool_calls must be an array, got {}", i, type_of(*tc));
+      cm.tool_calls = *tc;
+      // OpenAI sends arguments as a JSON string; templates expect the object.
+      for (auto& call : cm.tool_calls)
+        if (call.is_object() && call.contains("function") && call["function"].is_object()) {
+          json& fn = call["function"];
+          if (fn.contains("arguments") && fn["arguments"].is_string()) {
+            json a = json::parse(fn["arguments"].get<std::string>(), nullptr, false);
+            if (a.is_object()) fn["arguments"] = std::move(a);
+          }
+        }
+    }
+    cm.tool_call_id = get_string(m, "tool_call_id");
+    cm.tool_name = get_string(m, "tool_name");
+    if (cm.tool_name.empty() && cm.role == "tool") cm.tool_name = get_string(m, "name");
     out.push_back(std::move(cm));
   }
   return out;
@@ -120,22 +138,44 @@ RenderedPrompt render_generate(const store::ModelInfo& model, const std::string&
                                const std::string& template_override) {
   std::vector<ChatMessage> msgs;
   const std::string& sys = system.empty() ? model.system : system;
-  if (!sys.empty()) msgs.push_back({"system", sys, nullptr});
-  msgs.push_back({"user", prompt, nullptr});
+  if (!sys.empty()) msgs.push_back({"system", sys, nullptr, "", ""});
+  msgs.push_back({"user", prompt, nullptr, "", ""});
   return render(model, msgs, template_override);
 }
 
-RenderedPrompt render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages) {
+json parse_tools(const json* tools) {
+  if (tools == nullptr || tools->is_null()) return nullptr;
+  if (!tools->is_array()) fail("field 'tools' must be an array, got {}", type_of(*tools));
+  if (tools->empty()) return nullptr;
+  for (size_t i = 0; i < tools->size(); ++i) {
+    const json& t = (*tools)[i];
+    if (!t.is_object()) fail("tools[{}] must be an object, got {}", i, type_of(t));
+    if (get_string(t, "type") != "function") fail("tools[{}].type must be \"function\"", i);
+    const json* fn = field(t, "function");
+    if (fn == nullptr || !fn->is_object()) fail("tools[{}] needs a 'function' object", i);
+    const json* name = field(*fn, "name");
+    if (name == nullptr || !name->is_string() || name->get<std::string>().empty())
+      fail("tools[{}].function needs a non-empty string 'name'", i);
+    if (const json* d = field(*fn, "description"); d != nullptr && !d->is_string())
+      fail("tools[{}].function.description must be a string, got {}", i, type_of(*d));
+    if (const json* p = field(*fn, "parameters"); p != nullptr && !p->is_object())
+      fail("tools[{}].function.parameters must be an object (a JSON schema), got {}", i, type_of(*p));
+  }
+  return *tools;
+}
+
+RenderedPrompt render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages,
+                           const json& tools) {
   std::vector<ChatMessage> msgs;
   bool has_system = false;
   for (const auto& m : messages) has_system |= m.role == "system";
-  if (!has_system && !model.system.empty()) msgs.push_back({"system", model.system, nullptr});
+  if (!has_system && !model.system.empty()) msgs.push_back({"system", model.system, nullptr, "", ""});
   if (model.messages.is_array())
     for (const auto& m : model.messages)
       if (m.is_object() && m.contains("role") && m.contains("content") && m["content"].is_string())
-        msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>(), nullptr});
+        msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>(), nullptr, "", ""});
   msgs.insert(msgs.end(), messages.begin(), messages.end());
-  return render(model, msgs, "");
+  return render(model, msgs, "", tools);
 }
 
 }  // namespace pl::server

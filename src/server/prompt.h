@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/tool_calls.h"
 #include "store/store.h"
 
 namespace pl::server {
@@ -20,8 +21,15 @@ namespace pl::server {
 struct ChatMessage {
   std::string role;     // system | user | assistant | tool
   std::string content;
-  nlohmann::json tool_calls;  // null or an array
+  nlohmann::json tool_calls;  // null or an array; string arguments that hold JSON are parsed to objects
+  std::string tool_call_id;   // role "tool": OpenAI's tool_call_id
+  std::string tool_name;      // role "tool": Ollama's tool_name (or OpenAI's name)
 };
+
+// Validates a request's "tools": an array of {type: "function", function:
+// {name, description?, parameters?}}. Returns null for none (absent, null or
+// []); throws pl::Error naming the bad element.
+nlohmann::json parse_tools(const nlohmann::json* tools);
 
 // Parses Ollama's / OpenAI's "messages" array (content may be OpenAI's array of
 // parts: the text parts are joined); images are rejected (no vision models);
@@ -33,6 +41,8 @@ struct RenderedPrompt {
   // False when the template already wrote the BOS token's text (a Jinja
   // template with {{ bos_token }}): the runner must not add another.
   bool add_special = true;
+  // How this model's template asks it to write tool calls (from its source).
+  chat::ToolFormat tool_format = chat::ToolFormat::Llama3;
 };
 
 // /api/generate: system is the request's (or the model's SYSTEM when empty);
@@ -40,6 +50,8 @@ struct RenderedPrompt {
 // throw pl::Error ("line L, column C: ...").
 RenderedPrompt render_generate(const store::ModelInfo& model, const std::string& system, const std::string& prompt,
                                const std::string& template_override = "");
-RenderedPrompt render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages);
+// tools: parse_tools()'s result (null for none), passed to the template.
+RenderedPrompt render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages,
+                           const nlohmann::json& tools = nullptr);
 
 }  // namespace pl::server
