@@ -13,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/bench_report.h"  // human_bytes
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "core/error.h"
@@ -24,17 +25,6 @@ namespace pl::cli {
 using nlohmann::json;
 
 namespace {
-
-std::string human_size(uint64_t b) {
-  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1000 && u < 4) {
-    v /= 1000;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", b) : fmt::format("{:.{}f} {}", v, v < 10 ? 1 : 0, units[u]);
-}
 
 std::time_t parse_time(const std::string& s) {
   std::tm tm{};
@@ -278,7 +268,7 @@ void register_client_commands(CLI::App& app) {
     json j = ApiClient::from_env().call("GET", "/api/tags");
     std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "MODIFIED"}};
     for (const auto& m : j["models"])
-      rows.push_back({m.value("name", ""), short_digest(m), human_size(m.value("size", uint64_t{0})),
+      rows.push_back({m.value("name", ""), short_digest(m), human_bytes(m.value("size", uint64_t{0})),
                       ago(m.value("modified_at", ""))});
     print_table(rows);
   });
@@ -289,7 +279,7 @@ void register_client_commands(CLI::App& app) {
     std::vector<std::vector<std::string>> rows = {
         {"NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "PARALLEL", "RUNNING", "QUEUED", "KV USED", "UNTIL"}};
     for (const auto& m : j["models"])
-      rows.push_back({m.value("name", ""), short_digest(m), human_size(m.value("size", uint64_t{0})), "100% CPU",
+      rows.push_back({m.value("name", ""), short_digest(m), human_bytes(m.value("size", uint64_t{0})), "100% CPU",
                       std::to_string(m.value("context_length", 0)),
                       fmt::format("{} ({})", m.value("num_parallel", 0), m.value("parallel_source", "")),
                       std::to_string(m.value("running", 0)), std::to_string(m.value("queued", 0)),
