@@ -47,21 +47,16 @@ json Server::Impl::parallel_status() {
            {"queued", r.queued},
            {"ready", r.ready},
            {"context_length", r.num_ctx}};
-    if (r.ready) {
-      // The runner's snapshot: never waits for a forward pass.
-      RunnerReply s = runner_get(r.port, "/stats", std::chrono::seconds(2));
-      if (s.status == 200) {
-        json st = json::parse(s.body, nullptr, false);
-        if (st.is_object()) {
-          const double total = st.value("kv_blocks_total", 0), used = st.value("kv_blocks_used", 0);
-          m["kv_blocks_total"] = st.value("kv_blocks_total", 0);
-          m["kv_blocks_used"] = st.value("kv_blocks_used", 0);
-          m["kv_used"] = total > 0 ? used / total : 0.0;
-          m["max_parallel"] = st.value("max_parallel", 0);
-          m["engine_running"] = st.value("running", 0);
-          m["engine_waiting"] = st.value("waiting", 0);
-        }
-      }
+    EngineGauges g;
+    EngineCounters c;
+    // The runner's snapshot: never waits for a forward pass.
+    if (r.ready && read_runner_stats(r.port, std::chrono::seconds(2), g, c)) {
+      m["kv_blocks_total"] = g.kv_blocks_total;
+      m["kv_blocks_used"] = g.kv_blocks_used;
+      m["kv_used"] = g.kv_blocks_total > 0 ? static_cast<double>(g.kv_blocks_used) / g.kv_blocks_total : 0.0;
+      m["max_parallel"] = g.max_parallel;
+      m["engine_running"] = g.running;
+      m["engine_waiting"] = g.waiting;
     }
     models.push_back(std::move(m));
   }

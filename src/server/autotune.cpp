@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "server/runner_call.h"
+#include "server/metrics.h"
 
 namespace pl::server {
 
@@ -19,21 +19,20 @@ double now_ms() {
 }
 
 bool read_stats(int port, tune::StatsSample& out, int& parallel, int& max_parallel) {
-  RunnerReply r = runner_get(port, "/stats", std::chrono::seconds(1));
-  if (r.status != 200) return false;
-  json j = json::parse(r.body, nullptr, false);
-  if (!j.is_object()) return false;
+  EngineGauges g;
+  EngineCounters c;
+  if (!read_runner_stats(port, std::chrono::seconds(1), g, c)) return false;
   out.t_ms = now_ms();
-  out.running = j.value("running", 0);
-  out.waiting = j.value("waiting", 0);
-  out.kv_blocks_used = j.value("kv_blocks_used", 0);
-  out.kv_blocks_total = j.value("kv_blocks_total", 0);
-  out.generated_tokens = j.value("generated_tokens", uint64_t{0});
-  out.steps = j.value("steps", uint64_t{0});
-  out.step_ms_total = j.value("step_ms_total", 0.0);
-  out.preemptions = j.value("preemptions", uint64_t{0});
-  parallel = j.value("parallel", 1);
-  max_parallel = j.value("max_parallel", 1);
+  out.running = g.running;
+  out.waiting = g.waiting;
+  out.kv_blocks_used = g.kv_blocks_used;
+  out.kv_blocks_total = g.kv_blocks_total;
+  out.generated_tokens = c.generated_tokens;
+  out.steps = c.steps;
+  out.step_ms_total = c.step_ms_total;
+  out.preemptions = c.preemptions;
+  parallel = g.parallel;
+  max_parallel = g.max_parallel;
   return true;
 }
 

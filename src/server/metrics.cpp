@@ -177,6 +177,7 @@ void parse_runner_stats(const std::string& body, EngineGauges& g, EngineCounters
   g.kv_blocks_total = j.at("kv_blocks_total").get<int>();
   g.kv_blocks_used = j.at("kv_blocks_used").get<int>();
   g.kv_block_size = j.at("kv_block_size").get<int>();
+  g.max_parallel = j.value("max_parallel", 0);
   g.last_step_ms = j.value("last_step_ms", 0.0);
   c.prefix_queries = j.value("prefix_queries", uint64_t{0});
   c.prefix_query_tokens = j.value("prefix_query_tokens", uint64_t{0});
@@ -189,6 +190,17 @@ void parse_runner_stats(const std::string& body, EngineGauges& g, EngineCounters
   c.finished.clear();
   if (j.contains("finished") && j["finished"].is_object())
     for (const auto& [reason, n] : j["finished"].items()) c.finished[reason] = n.get<uint64_t>();
+}
+
+bool read_runner_stats(int port, std::chrono::seconds timeout, EngineGauges& gauges, EngineCounters& counters) {
+  const RunnerReply r = runner_get(port, "/stats", timeout);
+  if (r.status != 200) return false;
+  try {
+    parse_runner_stats(r.body, gauges, counters);
+  } catch (const json::exception&) {
+    return false;
+  }
+  return true;
 }
 
 bool vllm_metrics_from_env() {

@@ -80,11 +80,16 @@ struct EngineGauges {
   int kv_blocks_total = 0;
   int kv_blocks_used = 0;
   int kv_block_size = 0;
+  int max_parallel = 0;  // the most sequences its KV pool can run at all (one block each)
   double last_step_ms = 0;
 };
 
 // Parses a runner's GET /stats body; throws nlohmann::json::exception on a malformed one.
 void parse_runner_stats(const std::string& body, EngineGauges& gauges, EngineCounters& counters);
+// GET /stats from the runner on `port` and parse it: the one reader of that
+// endpoint outside the pollers (admin API, /api/ps, the tuner). False when the
+// runner does not answer 200 in time or the body does not parse.
+bool read_runner_stats(int port, std::chrono::seconds timeout, EngineGauges& gauges, EngineCounters& counters);
 
 // PARALLAMA_VLLM_METRICS: 1/true/yes/on or 0/false/no/off (unset or blank: off);
 // throws pl::Error naming the variable for anything else.

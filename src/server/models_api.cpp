@@ -120,12 +120,11 @@ void Server::Impl::routes_models() {
              {"queued", r.queued},
              {"ready", r.ready},
              {"expires_at", r.expires_at ? rfc3339(*r.expires_at) : std::string("2318-01-01T00:00:00Z")}};
-      if (r.ready) {  // KV use from the runner's published snapshot (never waits for a step)
-        RunnerReply st = runner_get(r.port, "/stats", std::chrono::seconds(1));
-        json j = st.status == 200 ? json::parse(st.body, nullptr, false) : json();
-        if (j.is_object() && j.value("kv_blocks_total", 0) > 0)
-          e["kv_used"] = static_cast<double>(j.value("kv_blocks_used", 0)) / j.value("kv_blocks_total", 1);
-      }
+      EngineGauges g;
+      EngineCounters c;
+      // KV use from the runner's published snapshot (never waits for a step).
+      if (r.ready && read_runner_stats(r.port, std::chrono::seconds(1), g, c) && g.kv_blocks_total > 0)
+        e["kv_used"] = static_cast<double>(g.kv_blocks_used) / g.kv_blocks_total;
       if (auto m = store.find(r.key)) {
         e["digest"] = m->digest;
         e["details"] = details_json(m->details);
