@@ -92,6 +92,16 @@ bool Generation::next(Piece& out, std::chrono::milliseconds timeout) {
   }
 }
 
+json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt) {
+  json b = opt.runner;
+  b["prompt"] = prompt.text;
+  b["add_special"] = prompt.add_special;
+  b["stream"] = true;
+  b["truncate"] = true;
+  if (opt.num_ctx > 0) b["n_ctx"] = opt.num_ctx;
+  return b;
+}
+
 json ollama_stats(const Generation& g, const Piece& done) {
   const json& t = done.timings;
   auto ns = [](double ms) { return static_cast<int64_t>(ms * 1e6); };

@@ -46,16 +46,6 @@ void load_or_unload(Server::Impl& s, const store::ModelInfo& m, const ResolvedOp
   send_json(res, 200, out);
 }
 
-json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt) {
-  json b = opt.runner;
-  b["prompt"] = prompt.text;
-  b["add_special"] = prompt.add_special;
-  b["stream"] = true;
-  b["truncate"] = true;
-  if (opt.num_ctx > 0) b["n_ctx"] = opt.num_ctx;
-  return b;
-}
-
 // Answers a generation in Ollama's shape: NDJSON chunks or one object;
 // `text_fields` gives the text's field ("response", or chat's "message").
 void respond(httplib::Response& res, const std::shared_ptr<Generation>& gen, bool stream, const std::string& model,

@@ -113,18 +113,13 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   json options = openai_options(body);
   store::ModelInfo m = model(name);
   ResolvedOptions opt = resolve_options(m.params, &options);
-  json rb = opt.runner;
   const RenderedPrompt rendered = render_chat(m, messages, tools);
   // With tools the whole text is needed to tell a call from an answer: a
   // stream is held back and sent at the end (content, then the calls).
   const bool has_tools = !tools.is_null();
   const chat::ToolFormat tool_format = rendered.tool_format;
-  rb["prompt"] = rendered.text;
-  rb["add_special"] = rendered.add_special;
-  rb["stream"] = true;
-  rb["truncate"] = true;
-  if (opt.num_ctx > 0) rb["n_ctx"] = opt.num_ctx;
-  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0, metrics.get());
+  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", runner_body(rendered, opt), t0,
+                                          metrics.get());
   const std::string id = new_id("chatcmpl");
   const int64_t created = unix_now();
   const std::string model_name = name;
@@ -221,12 +216,9 @@ void Server::Impl::oai_completions(const httplib::Request& req, httplib::Respons
   json options = openai_options(body);
   store::ModelInfo m = model(name);
   ResolvedOptions opt = resolve_options(m.params, &options);
-  json rb = opt.runner;
-  rb["prompt"] = prompt;
-  rb["stream"] = true;
-  rb["truncate"] = true;
-  if (opt.num_ctx > 0) rb["n_ctx"] = opt.num_ctx;
-  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", rb, t0, metrics.get());
+  // The prompt as it is (add_special: the runner's default, BOS as the tokenizer says).
+  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion",
+                                          runner_body(RenderedPrompt{prompt, true}, opt), t0, metrics.get());
   const std::string id = new_id("cmpl");
   const int64_t created = unix_now();
   auto body_of = [=](const std::string& text, json finish) {

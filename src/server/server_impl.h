@@ -17,6 +17,7 @@
 #include "server/metrics.h"
 #include "server/autotune.h"
 #include "server/options.h"
+#include "server/prompt.h"
 #include "server/runner_call.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -66,6 +67,10 @@ class Generation {
   bool finished_ = false;
   RequestTimer timer_;
 };
+
+// The runner's /completion body: the options' runner fields, the prompt, always
+// streamed (the server collects it for non-streaming clients), truncated to fit.
+nlohmann::json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt);
 
 // Ollama's final statistics (nanoseconds) from the runner's timings.
 nlohmann::json ollama_stats(const Generation& g, const Piece& done);
