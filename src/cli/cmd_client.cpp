@@ -17,6 +17,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "server/http.h"  // unix_of_rfc3339
 #include "store/sha256.h"
 #include "store/store.h"
 
@@ -26,14 +27,8 @@ using nlohmann::json;
 
 namespace {
 
-std::time_t parse_time(const std::string& s) {
-  std::tm tm{};
-  if (strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
-  return timegm(&tm);
-}
-
 std::string ago(const std::string& rfc) {
-  const double secs = std::difftime(std::time(nullptr), parse_time(rfc));
+  const double secs = std::difftime(std::time(nullptr), static_cast<std::time_t>(server::unix_of_rfc3339(rfc)));
   auto plural = [](long n, const char* unit) { return fmt::format("{} {}{} ago", n, unit, n == 1 ? "" : "s"); };
   if (secs < 60) return "Less than a minute ago";
   if (secs < 3600) return plural(static_cast<long>(secs / 60), "minute");
@@ -42,7 +37,7 @@ std::string ago(const std::string& rfc) {
 }
 
 std::string until(const std::string& rfc) {
-  const double secs = std::difftime(parse_time(rfc), std::time(nullptr));
+  const double secs = std::difftime(static_cast<std::time_t>(server::unix_of_rfc3339(rfc)), std::time(nullptr));
   if (secs > 100.0 * 365 * 86400) return "Forever";
   if (secs <= 0) return "Stopping...";
   if (secs < 60) return fmt::format("{} seconds from now", static_cast<long>(secs));

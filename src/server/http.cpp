@@ -60,6 +60,12 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 
 std::string now_rfc3339() { return rfc3339(std::chrono::system_clock::now()); }
 
+int64_t unix_of_rfc3339(const std::string& t) {
+  std::tm tm{};
+  if (strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
 const json* field(const json& body, const char* name) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return nullptr;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -31,6 +32,9 @@ nlohmann::json parse_body(const std::string& body);
 // RFC 3339 with nanoseconds in UTC, as Ollama writes created_at.
 std::string rfc3339(std::chrono::system_clock::time_point t);
 std::string now_rfc3339();
+// The Unix time (seconds, UTC) of an RFC 3339 time's date and time of day; the
+// fraction and zone suffix are ignored (ours are UTC). 0 when it does not parse.
+int64_t unix_of_rfc3339(const std::string& t);
 
 // Field accessors that name the field in their errors; absent or null -> nullptr / default.
 const nlohmann::json* field(const nlohmann::json& body, const char* name);

@@ -18,12 +18,6 @@ int64_t unix_now() {
       .count();
 }
 
-int64_t unix_of(const std::string& rfc3339_time) {
-  std::tm tm{};
-  if (strptime(rfc3339_time.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
-  return static_cast<int64_t>(timegm(&tm));
-}
-
 std::string new_id(const char* prefix) {
   static std::atomic<uint64_t> n{0};
   return fmt::format("{}-{}{}", prefix, unix_now() % 100000, n.fetch_add(1) + 1);
@@ -300,14 +294,14 @@ void Server::Impl::routes_openai() {
   svr.Get("/v1/models", openai_handler([this](const auto&, auto& res) {
     json data = json::array();
     for (const auto& m : store.list())
-      data.push_back(json{{"id", m.name.display()}, {"object", "model"}, {"created", unix_of(m.modified_at)},
+      data.push_back(json{{"id", m.name.display()}, {"object", "model"}, {"created", unix_of_rfc3339(m.modified_at)},
                           {"owned_by", m.name.ns}});
     send_json(res, 200, json{{"object", "list"}, {"data", data}});
   }));
   svr.Get(R"(/v1/models/(.+))", openai_handler([this](const httplib::Request& req, auto& res) {
     auto m = store.find(req.matches[1].str());
     if (!m) throw HttpError(404, fmt::format("The model '{}' does not exist", req.matches[1].str()));
-    send_json(res, 200, json{{"id", m->name.display()}, {"object", "model"}, {"created", unix_of(m->modified_at)},
+    send_json(res, 200, json{{"id", m->name.display()}, {"object", "model"}, {"created", unix_of_rfc3339(m->modified_at)},
                              {"owned_by", m->name.ns}});
   }));
 }
