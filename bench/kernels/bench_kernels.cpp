@@ -233,6 +233,9 @@ int register_all() {
   for (const char* m : {"Q4_0", "Q8_0", "Q4_K_M", "F16"}) {
     benchmark::RegisterBenchmark((std::string("DecodeStep/") + m).c_str(), BM_ModelStep, std::string(m))
         ->Arg(1)->ArgName("n_tok")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+    // Parallel decoding: B sequences' tokens in one step, weights streamed from DRAM once.
+    benchmark::RegisterBenchmark((std::string("BatchStep/") + m).c_str(), BM_ModelStep, std::string(m))
+        ->Arg(4)->Arg(8)->Arg(16)->ArgName("n_tok")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
     benchmark::RegisterBenchmark((std::string("PrefillStep/") + m).c_str(), BM_ModelStep, std::string(m))
         ->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
   }
