@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/attn_simd.h"
+#include "kernels/simd_exp.h"
 
 namespace pl::kernels::detail {
 namespace avx2 {
@@ -52,26 +53,7 @@ struct Ymm {
     return _mm256_blendv_ps(_mm256_set1_ps(-std::numeric_limits<float>::infinity()), s, keep);
   }
 
-  // 2^x for x <= 0: x = n + f with |f| <= 1/2, 2^f by its Taylor series to
-  // degree 7 (truncation error < 6e-9 relative), 2^n built in the exponent
-  // field. Below 2^-126 (and for -inf) the result is 0; NaN stays NaN.
-  static reg exp2(reg x) {
-    const reg xc = _mm256_max_ps(_mm256_set1_ps(-126.0f), x);  // operand order: a NaN x is kept
-    const reg n = _mm256_round_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const reg f = _mm256_sub_ps(xc, n);
-    reg p = _mm256_set1_ps(1.5252733804059838e-05f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.5403530393381606e-04f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146428441e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618129107628477e-03f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5504108664821576e-02f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.402265069591007e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471805599453e-01f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    const reg r = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    // x < -126 (incl. -inf) -> 0; NaN compares unordered and keeps r (NaN).
-    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-126.0f), _CMP_LT_OQ), r);
-  }
+  static reg exp2(reg x) { return exp2_ymm(x); }  // simd_exp.h
 
   // dst[0, n) = fp32(src[0, n)), dst[n, n_pad) = 0; n_pad a multiple of W.
   static void cvt_f16_pad(const uint16_t* src, int n, float* dst, int n_pad) {

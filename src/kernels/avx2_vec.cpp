@@ -8,6 +8,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/kernels_internal.h"
+#include "kernels/simd_exp.h"
 
 namespace pl::kernels::detail {
 namespace avx2 {
@@ -89,6 +90,22 @@ void axpy_f16_f32(float a, const uint16_t* x, float* y, int64_t n) {
     _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
   }
   for (; i < n; ++i) y[i] += a * half_to_float(x[i]);
+}
+
+// gate = silu(gate) * up = gate / (1 + e^-gate) * up. Every element takes the
+// same vector path (masked at the tail), so a value does not depend on where
+// it sits in the batch.
+void swiglu(float* gate, const float* up, int64_t n) {
+  const __m256 nlog2e = _mm256_set1_ps(-1.4426950408889634f), one = _mm256_set1_ps(1.0f);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t i = 0; i < n; i += 8) {
+    const int left = static_cast<int>(n - i < 8 ? n - i : 8);
+    const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+    const __m256 g = _mm256_maskload_ps(gate + i, k);
+    const __m256 e = exp2_ymm(_mm256_mul_ps(g, nlog2e));
+    const __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+    _mm256_maskstore_ps(gate + i, k, _mm256_mul_ps(s, _mm256_maskload_ps(up + i, k)));
+  }
 }
 
 // ---- activation quantization (bit-exact with quantize_act_ref) ----
@@ -426,7 +443,7 @@ const LevelTable* avx2_table() {
       CpuLevel::Avx2,
       &avx2::traits,
       VecTraits{&avx2::fp16_to_fp32_row, &avx2::fp32_to_fp16_row, &avx2::dot_f32, &avx2::dot_f16_f32,
-                &avx2::axpy_f16_f32, &avx2::quantize_act},
+                &avx2::axpy_f16_f32, &avx2::quantize_act, &avx2::swiglu},
   };
   return &table;
 }

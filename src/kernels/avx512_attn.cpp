@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "kernels/attn_simd.h"
+#include "kernels/simd_exp.h"
 
 namespace pl::kernels::detail {
 namespace avx512 {
@@ -56,24 +57,7 @@ struct Zmm {
     return _mm512_mask_mov_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), k, s);
   }
 
-  // 2^x for x <= 0 (NaN stays NaN, -inf gives exactly 0). x = n + f with n an
-  // integer and |f| <= 1/2; 2^f = e^(f ln 2) by its Taylor series to degree 7
-  // (truncation error < 6e-9 relative), then scalef multiplies by 2^n, which
-  // also handles the subnormal range and underflows to 0 below 2^-150.
-  static reg exp2(reg x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-200.0f), x);  // operand order: a NaN x is returned as is
-    const reg n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const reg f = _mm512_sub_ps(x, n);
-    reg p = _mm512_set1_ps(1.5252733804059838e-05f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393381606e-04f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428441e-03f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129107628477e-03f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821576e-02f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265069591007e-01f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471805599453e-01f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-  }
+  static reg exp2(reg x) { return exp2_zmm(x); }  // simd_exp.h
 
   // dst[0, n) = fp32(src[0, n)), dst[n, n_pad) = 0; n_pad a multiple of W.
   static void cvt_f16_pad(const uint16_t* src, int n, float* dst, int n_pad) {

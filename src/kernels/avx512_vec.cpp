@@ -9,6 +9,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/kernels_internal.h"
+#include "kernels/simd_exp.h"
 
 namespace pl::kernels::detail {
 namespace avx512 {
@@ -86,6 +87,20 @@ void axpy_f16_f32(float a, const uint16_t* x, float* y, int64_t n) {
     const __mmask16 k = tail_mask(n - i);
     const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x + i));
     _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, xv, _mm512_maskz_loadu_ps(k, y + i)));
+  }
+}
+
+// gate = silu(gate) * up = gate / (1 + e^-gate) * up. Every element takes the
+// same vector path (masked at the tail), so a value does not depend on where
+// it sits in the batch.
+void swiglu(float* gate, const float* up, int64_t n) {
+  const __m512 nlog2e = _mm512_set1_ps(-1.4426950408889634f), one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? 0xFFFF : tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(k, gate + i);
+    const __m512 e = exp2_zmm(_mm512_mul_ps(g, nlog2e));
+    const __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
+    _mm512_mask_storeu_ps(gate + i, k, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(k, up + i)));
   }
 }
 
@@ -426,7 +441,7 @@ const LevelTable* avx512_table() {
       CpuLevel::Avx512,
       &avx512::traits,
       VecTraits{&avx512::fp16_to_fp32_row, &avx512::fp32_to_fp16_row, &avx512::dot_f32, &avx512::dot_f16_f32,
-                &avx512::axpy_f16_f32, &avx512::quantize_act},
+                &avx512::axpy_f16_f32, &avx512::quantize_act, &avx512::swiglu},
   };
   return &table;
 }

@@ -171,5 +171,6 @@ void fp32_to_fp16_row(const float* src, uint16_t* dst, int64_t n) { detail::acti
 float dot_f32(const float* a, const float* b, int64_t n) { return detail::active().vec.dot_f32(a, b, n); }
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) { return detail::active().vec.dot_f16_f32(a, b, n); }
 void axpy_f16_f32(float a, const uint16_t* x, float* y, int64_t n) { detail::active().vec.axpy_f16_f32(a, x, y, n); }
+void swiglu(float* gate, const float* up, int64_t n) { detail::active().vec.swiglu(gate, up, n); }
 
 }  // namespace pl::kernels

@@ -6,6 +6,7 @@
 // the min term, accumulated block by block) which the SIMD kernels mirror, so
 // levels differ only by float rounding (FMA vs mul+add, and lane order).
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/fp16.h"
@@ -239,6 +240,10 @@ void axpy_f16_f32_ref(float a, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * half_to_float(x[i]);
 }
 
+void swiglu_ref(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 }  // namespace
 
 const LevelTable& scalar_table() {
@@ -246,7 +251,7 @@ const LevelTable& scalar_table() {
       CpuLevel::Scalar,
       &scalar_traits,
       VecTraits{&fp16_to_fp32_row_ref, &fp32_to_fp16_row_ref, &dot_f32_ref, &dot_f16_f32_ref,
-                &axpy_f16_f32_ref, &quantize_act_ref},
+                &axpy_f16_f32_ref, &quantize_act_ref, &swiglu_ref},
   };
   return table;
 }

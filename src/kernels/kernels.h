@@ -99,5 +99,7 @@ float dot_f32(const float* a, const float* b, int64_t n);
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);
 // y[i] += a * x[i], x fp16.
 void axpy_f16_f32(float a, const uint16_t* x, float* y, int64_t n);
+// gate[i] = silu(gate[i]) * up[i] (the SwiGLU feed-forward activation).
+void swiglu(float* gate, const float* up, int64_t n);
 
 }  // namespace pl::kernels

@@ -74,6 +74,7 @@ struct VecTraits {
   float (*dot_f16_f32)(const uint16_t*, const float*, int64_t) = nullptr;
   void (*axpy_f16_f32)(float, const uint16_t*, float*, int64_t) = nullptr;
   QuantizeActFn quantize_act = nullptr;
+  void (*swiglu)(float* gate, const float* up, int64_t n) = nullptr;
 };
 
 struct LevelTable {

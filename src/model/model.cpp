@@ -55,9 +55,7 @@ void rope_rows(float* x, int n_rows, int n_heads, int head_dim, int n_rot, RopeL
 // over the pool; a decode step's few thousand stay on one thread (a parallel
 // section costs more than they do, and much more when the cores are shared).
 void swiglu(float* gate, const float* up, size_t n, ThreadPool& pool) {
-  auto run = [&](size_t a, size_t b) {
-    for (size_t i = a; i < b; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-  };
+  auto run = [&](size_t a, size_t b) { kernels::swiglu(gate + a, up + a, static_cast<int64_t>(b - a)); };
   if (n < 65536 || pool.size() == 1) return run(0, n);
   pool.run([&](int ith, int nth) { run(n * ith / nth, n * (ith + 1) / nth); });
 }

@@ -231,6 +231,32 @@ TEST(Levels, VectorHelpersMatchScalar) {
   }
 }
 
+TEST(Levels, SwigluMatchesScalar) {
+  const LevelTable& ref = detail::scalar_table();
+  for (CpuLevel l : simd_levels()) {
+    const LevelTable& simd = table_of(l);
+    for (int64_t n : {1, 7, 16, 33, 100, 1000}) {
+      auto g = test::random_floats(static_cast<size_t>(n), 3);
+      auto u = test::random_floats(static_cast<size_t>(n), 4);
+      for (float& v : g) v *= 12.0f;  // well into both tails of the sigmoid
+      if (n >= 7) g[0] = 0.0f, g[1] = -100.0f, g[2] = 100.0f, g[3] = -87.0f, g[4] = 88.0f, g[5] = -1e30f, g[6] = 1e30f;
+      std::vector<float> r1(g), r2(g);
+      ref.vec.swiglu(r1.data(), u.data(), n);
+      simd.vec.swiglu(r2.data(), u.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_TRUE(std::isfinite(r2[i])) << cpu_level_name(l) << " g=" << g[i];
+        ASSERT_NEAR(r1[i], r2[i], 1e-6f * (std::fabs(r1[i]) + 1e-6f)) << cpu_level_name(l) << " g=" << g[i];
+      }
+      // Elementwise: a value is the same wherever it sits (batch invariance).
+      if (n > 1) {
+        std::vector<float> shifted(g.begin() + 1, g.end());
+        simd.vec.swiglu(shifted.data(), u.data() + 1, n - 1);
+        for (int64_t i = 1; i < n; ++i) ASSERT_EQ(std::bit_cast<uint32_t>(shifted[i - 1]), std::bit_cast<uint32_t>(r2[i]));
+      }
+    }
+  }
+}
+
 // PARALLAMA_CPU is read once at first use; check it in a child process.
 std::string run_self_with_env(const std::string& env) {
   const std::string cmd = env + " /proc/" + std::to_string(getpid()) +
