@@ -101,10 +101,8 @@ TEST(ImportHf, Llama3FromTestdata) {
   const GgufFile f = GgufFile::parse(bytes);
   const Tokenizer tok = Tokenizer::from_gguf(f);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  // Informational only: speed is a benchmark's business, not a test's (a loaded CI machine would fail it).
   std::printf("llama3 vocab (%d tokens): GGUF parse + tokenizer load %.0f ms\n", tok.n_vocab(), load_ms);
-  if (!kSanitized) {
-    EXPECT_LT(load_ms, 1000.0);
-  }
 
   EXPECT_EQ(f.get<std::string>("tokenizer.ggml.pre"), "llama-bpe");
   EXPECT_EQ(tok.n_vocab(), 128256);
