@@ -10,7 +10,7 @@ packages=(
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libspdlog-dev libfmt-dev libpcre2-dev libicu-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  python3 python3-numpy python3-pytest procps
+  python3 python3-numpy python3-pytest python3-jsonschema procps
   chromium  # the live view's browser test (tests/server/test_ui.py)
 )
 

@@ -86,9 +86,12 @@ def make_token_pool(runner, n_tokens):
     return pool, bos
 
 
-def one_request(runner, prompt, n_predict):
+def one_request(runner, prompt, n_predict, fmt=None):
     """Streams one completion; returns a dict of measurements."""
-    body = json.dumps({"prompt": prompt, "n_predict": n_predict, "temperature": 0, "stream": True})
+    req = {"prompt": prompt, "n_predict": n_predict, "temperature": 0, "stream": True}
+    if fmt is not None:
+        req["format"] = fmt
+    body = json.dumps(req)
     c = runner.conn()
     t0 = time.perf_counter()
     arrivals = []  # (time, n_tokens)
@@ -162,7 +165,7 @@ def run(args):
             elif done >= args.rounds:
                 break
             try:
-                res = one_request(runner, next_prompt(), args.n_predict)
+                res = one_request(runner, next_prompt(), args.n_predict, args.format)
                 with lock:
                     results.append(res)
             except Exception as e:  # noqa: BLE001 - reported, not fatal for the other clients
@@ -194,6 +197,7 @@ def run(args):
         "clients": args.clients,
         "prompt_tokens": args.prompt_tokens,
         "n_predict": args.n_predict,
+        "format": args.format,
         "requests": len(results),
         "errors": len(errors),
         "first_errors": errors[:3],
@@ -247,7 +251,11 @@ def main():
     ap.add_argument("--duration", type=float, default=0, help="run for this many seconds instead of --rounds")
     ap.add_argument("--timeout", type=float, default=600, help="per-request socket timeout, seconds")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--format", help='structured output: "json" or a file holding a JSON schema')
     args = ap.parse_args()
+    if args.format is not None and args.format != "json":
+        with open(args.format) as f:
+            args.format = json.load(f)
     if args.clients < 1 or args.prompt_tokens < 2 or args.n_predict < 1:
         ap.error("need --clients >= 1, --prompt-tokens >= 2, --n-predict >= 1")
     s = run(args)

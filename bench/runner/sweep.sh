@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Throughput vs parallelism: for K in 1 2 4 8 16, start `parallama runner
 # --parallel K` on MODEL and drive it with K streaming clients (64-token
-# prompts, 128 generated tokens, temperature 0) using loadgen.py.
+# prompts, 128 generated tokens by default, temperature 0) using loadgen.py.
 #
 #   bench/runner/sweep.sh MODEL [--bin PATH] [--threads T] [--rounds R] [--ks "1 2 4 8 16"] [--out DIR]
+#                               [--n-predict N] [--format json|SCHEMA_FILE]
 #
 # Each K's result is saved as DIR/k<K>.json (and the runner's log as
 # DIR/k<K>.log); a summary table is printed at the end. Each sequence gets
@@ -17,6 +18,8 @@ shift
 bin="$root/build/bin/parallama"
 threads=0
 rounds=2
+n_predict=128
+format_args=()
 ks="1 2 4 8 16"
 out="$(mktemp -d /tmp/parallama_sweep_XXXXXX)"
 while [[ $# -gt 0 ]]; do
@@ -26,6 +29,8 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds="$2"; shift 2 ;;
     --ks) ks="$2"; shift 2 ;;
     --out) out="$2"; mkdir -p "$out"; shift 2 ;;
+    --n-predict) n_predict="$2"; shift 2 ;;
+    --format) format_args=(--format "$2"); shift 2 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -53,8 +58,8 @@ for k in $ks; do
     sleep 0.1
   done
   echo "K=$k: runner on port $port" >&2
-  "$py" "$here/loadgen.py" --url "http://127.0.0.1:$port" --clients "$k" --prompt-tokens 64 --n-predict 128 \
-    --rounds "$rounds" --json >"$out/k$k.json"
+  "$py" "$here/loadgen.py" --url "http://127.0.0.1:$port" --clients "$k" --prompt-tokens 64 --n-predict "$n_predict" \
+    --rounds "$rounds" "${format_args[@]}" --json >"$out/k$k.json"
   kill -TERM "$runner_pid"
   wait "$runner_pid" || { echo "runner for K=$k exited with an error" >&2; }
   runner_pid=""

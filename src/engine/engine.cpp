@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
 #include "engine/block_allocator.h"
+#include "engine/constrained_sampling.h"
 #include "engine/scheduler.h"
 #include "engine/stop_matcher.h"
+#include "grammar/grammar.h"
 #include "kernels/thread_pool.h"
 #include "model/model.h"
 #include "tokenizer/stream_decoder.h"
@@ -73,6 +76,8 @@ struct Job {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StreamDecoder> decoder;
   std::unique_ptr<StopMatcher> stops;
+  std::optional<grammar::Constraint> constraint;  // structured output: the parse state so far
+  std::vector<float> masked_logits;               // [n_vocab] scratch for constrained sampling
   std::vector<double> embedding_sum;  // [n_embd] for embedding requests
   int n_generated = 0;
   bool prompt_done = false;
@@ -103,6 +108,15 @@ struct Engine::Impl {
   bool woken = false;
 
   std::map<uint64_t, std::unique_ptr<Job>> jobs;  // engine thread only
+
+  // The vocabulary as the grammar sees it: built on the first constrained
+  // request (a walk over every token), then shared by all of them.
+  std::once_flag token_table_once;
+  std::shared_ptr<const grammar::TokenTable> token_table;
+  const std::shared_ptr<const grammar::TokenTable>& tokens_for_grammar() {
+    std::call_once(token_table_once, [this] { token_table = grammar::make_token_table(tok); });
+    return token_table;
+  }
   std::atomic<uint64_t> next_id{1};
 
   // Published after each step for stats()/slots().
@@ -212,8 +226,15 @@ struct Engine::Impl {
       finish(job, FinishReason::Length);
       return false;
     }
-    const int32_t id = job.sampler->sample(row, s.tokens);
+    const int32_t id =
+        job.constraint ? sample_constrained(*job.sampler, *job.constraint, row, s.tokens, job.masked_logits)
+                       : job.sampler->sample(row, s.tokens);
     s.t_last_token = now;
+    if (id < 0) {
+      finish(job, FinishReason::Error, "structured output: the format allows no token to continue the text");
+      return false;
+    }
+    if (job.constraint) job.constraint->accept(id);
     if (tok.is_eog(id)) {
       finish(job, FinishReason::Stop);
       return false;
@@ -226,7 +247,9 @@ struct Engine::Impl {
     e.text = job.stops->push(job.decoder->push(id));
     const bool stopped = job.stops->stopped();
     if (!e.text.empty() || !stopped) job.ch->push(std::move(e));
-    if (stopped) {
+    // A complete structured value ends the sequence here: nothing may follow,
+    // so there is no need for another forward pass to sample an end token.
+    if (stopped || (job.constraint && job.constraint->must_end())) {
       finish(job, FinishReason::Stop);
       return false;
     }
@@ -393,6 +416,7 @@ std::unique_ptr<Request> Engine::submit(GenerateRequest req) {
     }
   }
   req.sampling.validate();
+  if (req.format && req.embedding) fail("a format (structured output) does not apply to an embedding request");
 
   auto job = std::make_unique<Job>();
   const uint64_t id = impl_->next_id.fetch_add(1);
@@ -410,6 +434,10 @@ std::unique_ptr<Request> Engine::submit(GenerateRequest req) {
     job->sampler = std::make_unique<Sampler>(req.sampling, c.n_vocab);
     job->decoder = std::make_unique<StreamDecoder>(impl_->tok);
     job->stops = std::make_unique<StopMatcher>(req.stop);
+    if (req.format) {
+      job->constraint.emplace(req.format, impl_->tokens_for_grammar());
+      job->masked_logits.resize(c.n_vocab);
+    }
   }
   job->req = std::move(req);
   auto handle = std::make_unique<Request>(id, job->ch, this);

@@ -27,6 +27,9 @@
 namespace pl {
 
 class Model;
+namespace grammar {
+class Format;
+}
 
 struct EngineConfig {
   int n_ctx = 4096;      // KV pool size in tokens, shared by all sequences (the runner's --ctx-size)
@@ -50,6 +53,10 @@ struct GenerateRequest {
   // generation keeps the first token (BOS) and the last half of the context's
   // worth of the rest, as Ollama does; an embedding keeps the beginning.
   bool truncate = false;
+  // Structured output (grammar::compile_format): every generated token keeps the
+  // text a valid prefix, and the sequence ends ("stop") once the value is
+  // complete. Null: unconstrained. Not allowed with embedding.
+  std::shared_ptr<const grammar::Format> format;
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled, Error };

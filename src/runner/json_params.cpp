@@ -4,8 +4,11 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <string_view>
 
 #include "core/error.h"
+#include "grammar/grammar.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pl::runner {
@@ -124,6 +127,44 @@ std::vector<std::string> parse_stop(const json& body) {
   return stops;
 }
 
+// "format": "json", a JSON schema object (its property order taken from the
+// raw body when given, since json sorts keys), the text of a schema object (how
+// the server sends one, so that its order survives), or absent / null / "".
+std::shared_ptr<const grammar::Format> parse_format(const json& body, std::string_view raw_body) {
+  const json* v = field(body, "format");
+  if (v == nullptr) return nullptr;
+  auto bad = [&] {
+    if (v->is_string())
+      fail("field 'format' must be \"json\" or a JSON schema object, got \"{}\"", v->get_ref<const std::string&>());
+    fail("field 'format' must be \"json\" or a JSON schema object, got {}", type_of(*v));
+  };
+  try {
+    if (v->is_string()) {
+      const std::string& s = v->get_ref<const std::string&>();
+      if (s.empty()) return nullptr;
+      if (s == "json") return grammar::compile_format(*v);
+      const size_t first = s.find_first_not_of(" \t\r\n");
+      if (first == std::string::npos || s[first] != '{') bad();
+      auto schema = nlohmann::ordered_json::parse(s, nullptr, false);
+      if (schema.is_discarded() || !schema.is_object()) fail("field 'format' holds malformed JSON schema text");
+      return grammar::compile_format_ordered(schema);
+    }
+    if (!v->is_object()) bad();
+    if (!raw_body.empty()) {
+      auto whole = nlohmann::ordered_json::parse(raw_body, nullptr, false);
+      if (whole.is_object() && whole.contains("format") && whole["format"].is_object())
+        return grammar::compile_format_ordered(whole["format"]);
+    }
+    return grammar::compile_format(*v);
+  } catch (const Error& e) {
+    // The grammar's messages begin "format: " already.
+    std::string_view what = e.what();
+    if (what.starts_with("field 'format'")) throw;
+    if (what.starts_with("format: ")) what.remove_prefix(8);
+    fail("field 'format': {}", what);
+  }
+}
+
 }  // namespace
 
 json parse_body(const std::string& body) {
@@ -137,7 +178,7 @@ json parse_body(const std::string& body) {
   return j;
 }
 
-CompletionParams parse_completion(const json& body, const Tokenizer& tok) {
+CompletionParams parse_completion(const json& body, const Tokenizer& tok, std::string_view raw_body) {
   CompletionParams p;
   const bool add_special = get_bool(body, "add_special", true);
   const bool parse_special = get_bool(body, "parse_special", true);
@@ -157,6 +198,7 @@ CompletionParams parse_completion(const json& body, const Tokenizer& tok) {
   p.gen.truncate = get_bool(body, "truncate", false);
   p.gen.sampling = parse_sampling(body);
   p.gen.stop = parse_stop(body);
+  p.gen.format = parse_format(body, raw_body);
   p.stream = get_bool(body, "stream", false);
   return p;
 }

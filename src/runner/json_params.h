@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/engine.h"
@@ -34,7 +35,14 @@ struct CompletionParams {
 // "prompt" is a string (tokenized with add_special, default true: BOS as the
 // tokenizer metadata says; parse_special, default true) or an array of token
 // ids, taken as they are (add_special does not apply to ids).
-CompletionParams parse_completion(const nlohmann::json& body, const Tokenizer& tok);
+// "format" (structured output, as Ollama's runner takes it): "json", a JSON
+// schema object, or a string holding a schema object's JSON text; compiled here
+// (a schema that does not compile is a pl::Error naming the problem); absent,
+// null or "" for none. Properties are generated in the schema's order: raw_body
+// (the request's text) gives the order of an object schema, since nlohmann::json
+// sorts keys; the text form keeps its own order (the server sends that form).
+CompletionParams parse_completion(const nlohmann::json& body, const Tokenizer& tok,
+                                  std::string_view raw_body = {});
 
 // POST /tokenize {"content", "add_special" (default false), "parse_special" (default true)}
 std::vector<int32_t> parse_tokenize(const nlohmann::json& body, const Tokenizer& tok);

@@ -194,7 +194,7 @@ struct RunnerServer::Impl {
 
 void RunnerServer::Impl::completion(const httplib::Request& req, httplib::Response& res) {
   Engine& e = ready();
-  CompletionParams p = parse_completion(parse_body(req.body), tok());
+  CompletionParams p = parse_completion(parse_body(req.body), tok(), req.body);
   // submit() validates (empty or too long prompt, bad ids, bad sampling values): pl::Error -> 400.
   auto stream = std::make_shared<CompletionStream>(e.submit(std::move(p.gen)), p.stream);
   // Counts this response as open until httplib drops the provider (and with it `open`).

@@ -92,13 +92,14 @@ bool Generation::next(Piece& out, std::chrono::milliseconds timeout) {
   }
 }
 
-json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt) {
+json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt, const json& format) {
   json b = opt.runner;
   b["prompt"] = prompt.text;
   b["add_special"] = prompt.add_special;
   b["stream"] = true;
   b["truncate"] = true;
   if (opt.num_ctx > 0) b["n_ctx"] = opt.num_ctx;
+  if (!format.is_null()) b["format"] = format;
   return b;
 }
 

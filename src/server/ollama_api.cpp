@@ -1,6 +1,7 @@
 // Ollama's generation endpoints: /api/generate, /api/chat, /api/embed, /api/embeddings.
 #include "core/error.h"
 #include "server/prompt.h"
+#include "server/response_format.h"
 #include "server/server_impl.h"
 
 namespace pl::server {
@@ -12,10 +13,6 @@ namespace {
 void reject_images(const json& body) {
   if (const json* imgs = field(body, "images"); imgs != nullptr && !(imgs->is_array() && imgs->empty()))
     fail("this model does not support images (no vision model is loaded)");
-}
-
-void reject_unsupported(const json& body) {
-  if (field(body, "format") != nullptr) fail("field 'format' (structured output) is not supported yet");
 }
 
 // Ollama's message.tool_calls from the parsed calls.
@@ -128,7 +125,7 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res)
   const bool stream = get_bool(body, "stream", true);
   const std::string template_override = get_string(body, "template");  // Go syntax, as Ollama's
   reject_images(body);
-  reject_unsupported(body);
+  const json format = ollama_format(body, req.body);
   if (!suffix.empty()) fail("field 'suffix' (fill-in-the-middle) is not supported by this model");
   const auto keep_alive = parse_keep_alive(field(body, "keep_alive"));
   store::ModelInfo m = model(name);
@@ -136,8 +133,8 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res)
   if (prompt.empty()) return load_or_unload(*this, m, opt, keep_alive, res, false);
 
   const RenderedPrompt text = raw ? RenderedPrompt{prompt, true} : render_generate(m, system, prompt, template_override);
-  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0,
-                                         metrics.get());
+  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt, format),
+                                         t0, metrics.get());
   respond(res, gen, stream, m.name.display(), [](const std::string& text) { return json{{"response", text}}; });
 }
 
@@ -146,7 +143,7 @@ void Server::Impl::chat(const httplib::Request& req, httplib::Response& res) {
   json body = parse_body(req.body);
   const std::string name = model_field(body);
   const bool stream = get_bool(body, "stream", true);
-  reject_unsupported(body);
+  const json format = ollama_format(body, req.body);
   const json tools = parse_tools(field(body, "tools"));
   const json* msgs = field(body, "messages");
   std::vector<ChatMessage> messages = msgs ? parse_messages(*msgs) : std::vector<ChatMessage>{};
@@ -156,8 +153,8 @@ void Server::Impl::chat(const httplib::Request& req, httplib::Response& res) {
   if (messages.empty()) return load_or_unload(*this, m, opt, keep_alive, res, true);
 
   const RenderedPrompt text = render_chat(m, messages, tools);
-  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt), t0,
-                                         metrics.get());
+  auto gen = std::make_shared<Generation>(acquire(m, opt, keep_alive), "/completion", runner_body(text, opt, format),
+                                         t0, metrics.get());
   if (!tools.is_null()) return respond_with_tools(res, gen, stream, m.name.display(), text.tool_format);
   respond(res, gen, stream, m.name.display(), [](const std::string& text) {
     return json{{"message", {{"role", "assistant"}, {"content", text}}}};

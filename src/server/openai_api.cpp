@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "server/prompt.h"
+#include "server/response_format.h"
 #include "server/server_impl.h"
 
 namespace pl::server {
@@ -67,13 +68,6 @@ std::string base64_floats(const std::vector<float>& v) {
   return out;
 }
 
-void reject_unsupported(const json& body) {
-  if (const json* rf = field(body, "response_format")) {
-    const std::string type = rf->is_object() ? rf->value("type", "") : "";
-    if (type != "text") fail("response_format '{}' (structured output) is not supported yet", type);
-  }
-}
-
 // OpenAI's message.tool_calls: arguments travel as a JSON string.
 json openai_tool_calls(const chat::ParsedToolCalls& parsed, bool with_index) {
   json calls = json::array();
@@ -98,7 +92,7 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   bool include_usage = false;
   if (const json* so = field(body, "stream_options"); so != nullptr && so->is_object())
     include_usage = so->value("include_usage", false);
-  reject_unsupported(body);
+  const json format = openai_response_format(body, req.body);
   const json tools = parse_tools(field(body, "tools"));
   const json* msgs = field(body, "messages");
   if (msgs == nullptr) fail("missing field 'messages'");
@@ -112,8 +106,8 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   // stream is held back and sent at the end (content, then the calls).
   const bool has_tools = !tools.is_null();
   const chat::ToolFormat tool_format = rendered.tool_format;
-  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion", runner_body(rendered, opt), t0,
-                                          metrics.get());
+  auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion",
+                                          runner_body(rendered, opt, format), t0, metrics.get());
   const std::string id = new_id("chatcmpl");
   const int64_t created = unix_now();
   const std::string model_name = name;
@@ -207,12 +201,13 @@ void Server::Impl::oai_completions(const httplib::Request& req, httplib::Respons
   }
   if (prompt.empty()) fail("field 'prompt' is empty");
   if (!get_string(body, "suffix").empty()) fail("field 'suffix' is not supported by this model");
+  const json format = openai_response_format(body, req.body);
   json options = openai_options(body);
   store::ModelInfo m = model(name);
   ResolvedOptions opt = resolve_options(m.params, &options);
   // The prompt as it is (add_special: the runner's default, BOS as the tokenizer says).
   auto gen = std::make_shared<Generation>(acquire(m, opt, std::nullopt), "/completion",
-                                          runner_body(RenderedPrompt{prompt, true}, opt), t0, metrics.get());
+                                          runner_body(RenderedPrompt{prompt, true}, opt, format), t0, metrics.get());
   const std::string id = new_id("cmpl");
   const int64_t created = unix_now();
   auto body_of = [=](const std::string& text, json finish) {

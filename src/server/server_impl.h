@@ -69,8 +69,10 @@ class Generation {
 };
 
 // The runner's /completion body: the options' runner fields, the prompt, always
-// streamed (the server collects it for non-streaming clients), truncated to fit.
-nlohmann::json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt);
+// streamed (the server collects it for non-streaming clients), truncated to fit;
+// `format` (response_format.h: null, "json" or a schema) for structured output.
+nlohmann::json runner_body(const RenderedPrompt& prompt, const ResolvedOptions& opt,
+                           const nlohmann::json& format = nullptr);
 
 // Ollama's final statistics (nanoseconds) from the runner's timings.
 nlohmann::json ollama_stats(const Generation& g, const Piece& done);

@@ -150,3 +150,86 @@ test('openai: models and embeddings', async () => {
   await assert.rejects(openai.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }),
     (e) => e.status === 404);
 });
+
+// Structured output: the clients' own `format` / `response_format` fields reach the grammar, and what comes
+// back parses and has the schema's shape.
+const PERSON = {
+  type: 'object',
+  properties: { name: { type: 'string', maxLength: 10 }, pets: { type: 'array', items: { enum: ['cat', 'dog'] }, maxItems: 2 },
+                ok: { type: 'boolean' } },
+  required: ['name', 'pets', 'ok'],
+};
+
+function checkPerson(text) {
+  const v = JSON.parse(text);
+  assert.deepEqual(Object.keys(v), ['name', 'pets', 'ok']);  // the schema's order
+  assert.equal(typeof v.name, 'string');
+  assert.ok([...v.name].length <= 10);
+  assert.ok(Array.isArray(v.pets) && v.pets.length <= 2 && v.pets.every((p) => p === 'cat' || p === 'dog'));
+  assert.equal(typeof v.ok, 'boolean');
+}
+
+test('ollama: format schema on generate and chat', async () => {
+  const g = await ollama.generate({ model: MODEL, prompt: 'Once upon a time', format: PERSON, options: { temperature: 0, num_predict: 200 } });
+  assert.equal(g.done_reason, 'stop');
+  checkPerson(g.response);
+  const c = await ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'Who?' }], format: PERSON,
+                                options: { temperature: 1, seed: 3, num_predict: 200 } });
+  checkPerson(c.message.content);
+  let text = '';
+  for await (const part of await ollama.chat({ model: MODEL, messages: [{ role: 'user', content: 'Who?' }], format: PERSON,
+                                               options: { temperature: 1, seed: 3, num_predict: 200 }, stream: true })) {
+    text += part.message.content;
+  }
+  assert.equal(text, c.message.content);
+  await assert.rejects(ollama.generate({ model: MODEL, prompt: 'x', format: { type: 'string', pattern: 'a' } }), /pattern/);
+});
+
+test('openai: response_format json_schema and json_object', async () => {
+  const r = await openai.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Who?' }], temperature: 0, max_tokens: 200,
+    response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON, strict: true } },
+  });
+  assert.equal(r.choices[0].finish_reason, 'stop');
+  checkPerson(r.choices[0].message.content);
+  const o = await openai.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Who?' }], max_tokens: 30, seed: 1,
+    response_format: { type: 'json_object' },
+  });
+  assert.ok(o.choices[0].message.content.startsWith('{'));
+  await assert.rejects(openai.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'x' }], response_format: { type: 'xml' },
+  }), (e) => e.status === 400 && /response_format/.test(e.message));
+});
+
+// Tool calls end to end: a template without a call marker makes the server read Llama 3's bare JSON calls, and a
+// format schema that only get_weather(city="Paris") satisfies makes even this tiny model write one.
+test('tool calls forced by a format schema come back through both clients', async () => {
+  await ollama.create({ model: 'tooled-js', from: MODEL,
+                        template: '{{ if .Tools }}Tools: {{ range .Tools }}{{ .Function.Name }} {{ end }}{{ end }}{{ range .Messages }}{{ .Content }} {{ end }}' });
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Weather in a city',
+                                                 parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const call = {
+    type: 'object',
+    properties: { name: { const: 'get_weather' },
+                  parameters: { type: 'object', properties: { city: { const: 'Paris' } }, required: ['city'] } },
+    required: ['name', 'parameters'],
+  };
+  const messages = [{ role: 'user', content: 'Weather in Paris?' }];
+  const o = await ollama.chat({ model: 'tooled-js', messages, tools, format: call, options: { temperature: 0, num_predict: 100 } });
+  assert.equal(o.message.tool_calls.length, 1);
+  assert.equal(o.message.tool_calls[0].function.name, 'get_weather');
+  assert.deepEqual(o.message.tool_calls[0].function.arguments, { city: 'Paris' });
+
+  const r = await openai.chat.completions.create({
+    model: 'tooled-js', messages, tools, temperature: 0, max_tokens: 100,
+    response_format: { type: 'json_schema', json_schema: { name: 'call', schema: call } },
+  });
+  assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  const calls = r.choices[0].message.tool_calls;
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].function.name, 'get_weather');
+  assert.equal(typeof calls[0].function.arguments, 'string');
+  assert.deepEqual(JSON.parse(calls[0].function.arguments), { city: 'Paris' });
+  await ollama.delete({ model: 'tooled-js' });
+});

@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "drain.h"
 #include "engine/engine.h"
 #include "engine/single_sequence.h"
 #include "model/model.h"
@@ -35,27 +36,6 @@ std::unique_ptr<Loaded> stories() {
   l->model = Model::load((kTestdata / "models/stories260K.gguf").string());
   l->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(l->model->gguf()));
   return l;
-}
-
-struct Result {
-  std::vector<int32_t> tokens;
-  std::string text;
-  Event last;
-};
-
-Result drain(Request& r) {
-  Result out;
-  Event e;
-  while (r.next(e, 60000ms)) {
-    out.tokens.insert(out.tokens.end(), e.tokens.begin(), e.tokens.end());
-    out.text += e.text;
-    if (e.done) {
-      out.last = e;
-      break;
-    }
-  }
-  EXPECT_TRUE(out.last.done) << "request did not finish";
-  return out;
 }
 
 GenerateRequest greedy(std::vector<int32_t> prompt, int n) {

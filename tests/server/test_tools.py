@@ -1,7 +1,8 @@
 """Tool definitions on /api/chat and /v1/chat/completions: validated, rendered through the model's template
 (here a Modelfile TEMPLATE in Go syntax), tool-call history passed through, and the held-back streaming used when
-tools are given. Random-weight models cannot be steered into writing a call, so the parsing of calls out of the
-text is covered by the C++ unit tests (tests/chat/test_tool_calls.cpp)."""
+tools are given. Random-weight models cannot be steered into writing a call by a prompt, so the parsing of calls out
+of the text is covered by the C++ unit tests (tests/chat/test_tool_calls.cpp), and end to end by the last test here,
+where a format schema forces the output to be a call."""
 import json
 
 import pytest
@@ -124,3 +125,40 @@ def test_streaming_with_tools_is_held_back(server, tooled):
     text = "".join(d["delta"].get("content", "") for d in deltas)
     assert text == oai_whole["choices"][0]["message"]["content"]
     assert deltas[-1]["finish_reason"] == oai_whole["choices"][0]["finish_reason"]
+
+
+# A format schema that only a call of get_weather(city="Paris") satisfies: with it even a random-weight model
+# writes a call, so the parsing of calls is tested end to end (the template has no marker: Llama 3's bare JSON).
+CALL_SCHEMA = {"type": "object", "properties": {
+    "name": {"const": "get_weather"},
+    "parameters": {"type": "object", "properties": {"city": {"enum": ["Paris"]}}, "required": ["city"]}},
+    "required": ["name", "parameters"]}
+
+
+def test_a_format_forced_tool_call_comes_back_as_tool_calls(server, tooled):
+    base = {"model": tooled, "messages": USER, "tools": TOOLS, "format": CALL_SCHEMA,
+            "options": {"temperature": 0, "num_predict": 100}}
+    status, r = server.post("/api/chat", {**base, "stream": False})
+    assert status == 200, r
+    assert r["message"]["tool_calls"] == [{"function": {"index": 0, "name": "get_weather",
+                                                        "arguments": {"city": "Paris"}}}]
+    assert r["message"]["content"] == "" and r["done_reason"] == "stop"
+    status, chunks = server.lines("/api/chat", {**base, "stream": True})
+    assert status == 200
+    assert chunks[0]["message"]["tool_calls"] == r["message"]["tool_calls"] and chunks[-1]["done"]
+
+    oai = {"model": tooled, "messages": USER, "tools": TOOLS, "temperature": 0, "max_tokens": 100,
+           "response_format": {"type": "json_schema", "json_schema": {"name": "call", "schema": CALL_SCHEMA}}}
+    status, r = server.post("/v1/chat/completions", oai)
+    assert status == 200, r
+    choice = r["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    [call] = choice["message"]["tool_calls"]
+    assert call["type"] == "function" and call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    status, payload, _ = server.request("POST", "/v1/chat/completions", {**oai, "stream": True}, raw=True)
+    assert status == 200
+    events = [json.loads(l[6:]) for l in payload.decode().splitlines() if l.startswith("data: {")]
+    [delta_calls] = [e["choices"][0]["delta"]["tool_calls"] for e in events if "tool_calls" in e["choices"][0]["delta"]]
+    assert delta_calls[0]["index"] == 0 and delta_calls[0]["function"]["name"] == "get_weather"
+    assert events[-1]["choices"][0]["finish_reason"] == "tool_calls"
