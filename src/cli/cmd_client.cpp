@@ -268,18 +268,22 @@ void register_client_commands(CLI::App& app) {
     print_table(rows);
   });
 
-  auto* ps = app.add_subcommand("ps", "List running models with their parallel setting");
+  // Ollama's columns first, in Ollama's order, so scripts written for `ollama ps` still
+  // read them; then the numbers the live page (/ui) shows, from the same /api/ps fields.
+  auto* ps = app.add_subcommand("ps", "List running models with their parallel limit, load and throughput");
   ps->callback([] {
     json j = ApiClient::from_env().call("GET", "/api/ps");
-    std::vector<std::vector<std::string>> rows = {
-        {"NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "PARALLEL", "RUNNING", "QUEUED", "KV USED", "UNTIL"}};
+    std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL", "PARALLEL",
+                                                   "SOURCE", "RUNNING", "QUEUED", "KV USED", "TOKENS/S"}};
+    auto number = [](const json& m, const char* key) { return m.contains(key) && m[key].is_number(); };
     for (const auto& m : j["models"])
       rows.push_back({m.value("name", ""), short_digest(m), human_bytes(m.value("size", uint64_t{0})), "100% CPU",
-                      std::to_string(m.value("context_length", 0)),
-                      fmt::format("{} ({})", m.value("num_parallel", 0), m.value("parallel_source", "")),
+                      std::to_string(m.value("context_length", 0)), until(m.value("expires_at", "")),
+                      std::to_string(m.value("num_parallel", 0)), m.value("parallel_source", ""),
                       std::to_string(m.value("running", 0)), std::to_string(m.value("queued", 0)),
-                      m.contains("kv_used") ? fmt::format("{:.0f}%", 100 * m["kv_used"].get<double>()) : "-",
-                      until(m.value("expires_at", ""))});
+                      number(m, "kv_used") ? fmt::format("{:.0f}%", 100 * m["kv_used"].get<double>()) : "-",
+                      number(m, "tokens_per_second") ? fmt::format("{:.1f}", m["tokens_per_second"].get<double>())
+                                                     : "-"});
     print_table(rows);
   });
 

@@ -87,6 +87,7 @@ void Server::Impl::routes_admin() {
         if (!v->is_number_integer()) fail("field 'num_parallel' must be a positive integer or \"auto\", got {}", v->dump());
         const int64_t n = v->get<int64_t>();
         if (n < 1 || n > 4096) fail("field 'num_parallel' must be in 1..4096, got {}", n);
+        check_fits_pool(key, static_cast<int>(n));
         stop_auto(key);
         const std::string warning = sched->set_parallel(key, static_cast<int>(n), "admin");
         out["num_parallel"] = n;
@@ -98,6 +99,31 @@ void Server::Impl::routes_admin() {
     }
     send_json(res, 200, out);
   }));
+}
+
+// The KV pool is allocated once, when the runner loads (num_ctx x the parallel limit then,
+// in tokens), and a limit change never resizes it: every running sequence needs at least
+// one block, so more than the pool's blocks cannot run at all and is refused here with the
+// numbers, before the runner is asked (it would refuse too, in its own words). Nothing
+// else grows with the limit (the step's scratch buffers are sized by the batch in tokens),
+// so no value within the pool can need more memory. docs/ARCHITECTURE.md, "Admin API".
+void Server::Impl::check_fits_pool(const std::string& key, int n) {
+  for (const auto& r : sched->ps()) {
+    if (r.key != key || !r.ready) continue;
+    EngineGauges g;
+    EngineCounters c;
+    if (!read_runner_stats(r.port, std::chrono::seconds(2), g, c) || g.max_parallel <= 0 || n <= g.max_parallel)
+      return;  // unknown: the runner checks it again
+    const int64_t pool_tokens = static_cast<int64_t>(g.kv_blocks_total) * g.kv_block_size;
+    const int64_t full = r.num_ctx > 0 ? pool_tokens / r.num_ctx : 0;
+    throw HttpError(400, fmt::format(
+        "num_parallel {} does not fit the KV pool of '{}': the pool holds only {} sequence{} of the model's context "
+        "({} tokens; {} blocks of {} tokens, sized when the model loaded), and every running sequence needs at "
+        "least one block, so at most {} can run at all. The pool is fixed while the model stays loaded (a new "
+        "limit allocates no memory); to run more, load it with a larger pool (a higher OLLAMA_NUM_PARALLEL or "
+        "PARAMETER num_parallel, or a larger num_ctx)",
+        n, key, full, full == 1 ? "" : "s", r.num_ctx, g.kv_blocks_total, g.kv_block_size, g.max_parallel));
+  }
 }
 
 void Server::Impl::start_auto(const std::string& key) {

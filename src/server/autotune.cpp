@@ -42,6 +42,7 @@ struct AutoTuner::State {
   int pid = 0;
   std::unique_ptr<tune::Tuner> tuner;
   tune::StatsSample prev;
+  Clock::time_point prev_at;  // when prev was read: the start of the next interval's gaps
 };
 
 tune::TunerConfig tuner_config_from_env() {
@@ -56,8 +57,8 @@ tune::TunerConfig tuner_config_from_env() {
   return c;
 }
 
-AutoTuner::AutoTuner(sched::Scheduler& sched, tune::TunerConfig base, bool env_auto)
-    : sched_(sched), base_(base), env_auto_(env_auto) {}
+AutoTuner::AutoTuner(sched::Scheduler& sched, tune::TunerConfig base, bool env_auto, const Metrics* metrics)
+    : sched_(sched), base_(base), env_auto_(env_auto), metrics_(metrics) {}
 
 AutoTuner::~AutoTuner() { stop(); }
 
@@ -112,6 +113,7 @@ void AutoTuner::tick() {
     tune::StatsSample cur;
     int parallel = 0, max_parallel = 0;
     if (!read_stats(r.port, cur, parallel, max_parallel)) continue;
+    const Clock::time_point at = Clock::now();
     tune::Decision d;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -123,11 +125,15 @@ void AutoTuner::tick() {
         cfg.max_limit = std::max(cfg.min_limit, max_parallel);
         st->tuner = std::make_unique<tune::Tuner>(cfg, parallel);
         st->prev = cur;
+        st->prev_at = at;
         continue;
       }
       if (parallel != st->tuner->limit()) st->tuner->sync_limit(parallel);
-      d = st->tuner->observe(tune::observation_between(st->prev, cur));
+      tune::Observation o = tune::observation_between(st->prev, cur);
+      if (metrics_ != nullptr) o.itl_ms = metrics_->inter_token_gaps_ms(r.key, st->prev_at, at);
+      d = st->tuner->observe(o);
       st->prev = cur;
+      st->prev_at = at;
     }
     if (!d.changed) continue;
     try {
@@ -151,6 +157,7 @@ json AutoTuner::status() const {
     const tune::TunerStatus s = st->tuner->status();
     out[key] = json{{"limit", s.limit},
                     {"itl_p90_ms", s.itl_p90_ms},
+                    {"itl_measured", s.itl_measured},
                     {"tokens_per_s", s.tokens_per_s},
                     {"changes", s.n_changes},
                     {"last_cause", tune::cause_name(s.last_cause)},

@@ -3,7 +3,8 @@
 //
 // One thread, started and stopped with the Server, every 500 ms: for each
 // ready runner in auto mode it reads the runner's GET /stats (the engine's
-// published snapshot, never blocked by a step), feeds the counters' deltas to
+// published snapshot, never blocked by a step), feeds the counters' deltas and
+// the inter-token gaps the proxy measured since the last tick (Metrics) to
 // that model's pl::tune::Tuner (src/tune: the policy, with the reasons), and
 // applies a decision through Scheduler::set_parallel(key, n, "auto"). Every
 // change is logged with its reason and counted for /metrics. A new runner
@@ -22,6 +23,7 @@
 #include <thread>
 
 #include "sched/sched.h"
+#include "server/metrics.h"
 #include "tune/tuner.h"
 
 namespace pl::server {
@@ -29,7 +31,10 @@ namespace pl::server {
 class AutoTuner {
  public:
   // env_auto: OLLAMA_NUM_PARALLEL=auto (models whose source is "auto" are tuned).
-  AutoTuner(sched::Scheduler& sched, tune::TunerConfig base, bool env_auto);
+  // metrics (may be null; must outlive the tuner): the per-token gaps its proxy path
+  // measured, which the tuner judges latency by; without it the tuner estimates
+  // latency from the runner's step times.
+  AutoTuner(sched::Scheduler& sched, tune::TunerConfig base, bool env_auto, const Metrics* metrics = nullptr);
   ~AutoTuner();  // stop()
   void start();
   void stop();
@@ -49,6 +54,7 @@ class AutoTuner {
   sched::Scheduler& sched_;
   tune::TunerConfig base_;
   bool env_auto_;
+  const Metrics* metrics_;
   mutable std::mutex mu_;
   std::set<std::string> enabled_;                         // by the admin API
   std::map<std::string, std::unique_ptr<State>> states_;  // by model key

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <sstream>
 
@@ -230,8 +231,12 @@ struct Metrics::ModelState {
   Clock::time_point stats_at;
   EngineGauges gauges;
   EngineCounters base, last;  // exported: base + last (see metrics.h)
+  // (poll time, generated tokens total): the oldest is the newest poll at least kRateWindow
+  // before the last one, so a rate over them spans the window (polls come every 250 ms).
+  std::deque<std::pair<Clock::time_point, uint64_t>> generated_at;
   // From the proxy path.
   Histogram ttft{kTtftBounds}, itl{kItlBounds}, e2e{kE2eBounds}, queue{kQueueBounds};
+  std::deque<std::pair<Clock::time_point, float>> recent_gaps;  // (when, inter-token gap in ms)
 
   bool engine_fresh() const { return loaded && have_stats && stats_pid == info.pid; }
   EngineCounters total() const {
@@ -360,6 +365,8 @@ void Metrics::stats_loop() {
         m.gauges = r.gauges;
         m.have_stats = true;
         m.stats_at = now;
+        m.generated_at.emplace_back(now, m.total().generated_tokens);
+        while (m.generated_at.size() > 2 && now - m.generated_at[1].first >= kRateWindow) m.generated_at.pop_front();
       }
     }
     std::unique_lock<std::mutex> lock(stop_mu_);
@@ -373,8 +380,34 @@ void Metrics::observe_first_token(const std::string& model, double seconds) {
 }
 
 void Metrics::observe_inter_token(const std::string& model, double seconds, uint64_t n_tokens) {
+  const auto now = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
-  model_locked(model).itl.observe(seconds, n_tokens);
+  ModelState& m = model_locked(model);
+  m.itl.observe(seconds, n_tokens);
+  for (uint64_t i = 0; i < n_tokens; ++i) m.recent_gaps.emplace_back(now, static_cast<float>(seconds * 1000.0));
+  while (!m.recent_gaps.empty() && (m.recent_gaps.size() > kMaxGaps || now - m.recent_gaps.front().first > kGapHistory))
+    m.recent_gaps.pop_front();
+}
+
+std::optional<double> Metrics::tokens_per_second(const std::string& model) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(model);
+  if (it == models_.end() || !it->second->engine_fresh() || it->second->generated_at.size() < 2) return std::nullopt;
+  const auto& [t0, n0] = it->second->generated_at.front();
+  const auto& [t1, n1] = it->second->generated_at.back();
+  const double dt = std::chrono::duration<double>(t1 - t0).count();
+  return dt > 0 && n1 >= n0 ? static_cast<double>(n1 - n0) / dt : 0.0;
+}
+
+std::vector<double> Metrics::inter_token_gaps_ms(const std::string& model, Clock::time_point from,
+                                                 Clock::time_point to) const {
+  std::vector<double> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(model);
+  if (it == models_.end()) return out;
+  for (const auto& [when, gap_ms] : it->second->recent_gaps)
+    if (when >= from && when < to) out.push_back(gap_ms);
+  return out;
 }
 
 void Metrics::observe_end(const std::string& model, double e2e_seconds, double queue_seconds) {

@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,6 +122,19 @@ class Metrics {
 
   // The exposition text (format 0.0.4), from the cache only.
   std::string render() const;
+
+  // Generated tokens per second of a loaded model over the last kRateWindow of /stats
+  // polls (the figure /api/ps, `parallama ps` and the live page show); nullopt until its
+  // runner has answered two polls. From the cache only.
+  std::optional<double> tokens_per_second(const std::string& model) const;
+  // The inter-token gaps (ms) the proxy path measured for a model in [from, to): one per
+  // token after a request's first, as its client saw them (the tuner's latency input).
+  // Kept for kGapHistory, at most kMaxGaps per model.
+  std::vector<double> inter_token_gaps_ms(const std::string& model, Clock::time_point from,
+                                          Clock::time_point to) const;
+  static constexpr std::chrono::seconds kRateWindow{3};
+  static constexpr std::chrono::seconds kGapHistory{10};
+  static constexpr size_t kMaxGaps = 1 << 16;
 
  private:
   struct ModelState;

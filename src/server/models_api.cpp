@@ -1,6 +1,8 @@
 // Model management endpoints: /api/tags, /api/show, /api/ps, /api/create,
 // /api/copy, /api/delete, /api/pull, /api/push, /api/blobs/:digest.
 
+#include <cmath>
+
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "server/server_impl.h"
@@ -123,8 +125,17 @@ void Server::Impl::routes_models() {
       EngineGauges g;
       EngineCounters c;
       // KV use from the runner's published snapshot (never waits for a step).
-      if (r.ready && read_runner_stats(r.port, std::chrono::seconds(1), g, c) && g.kv_blocks_total > 0)
+      if (r.ready && read_runner_stats(r.port, std::chrono::seconds(1), g, c) && g.kv_blocks_total > 0) {
         e["kv_used"] = static_cast<double>(g.kv_blocks_used) / g.kv_blocks_total;
+        e["kv_blocks_used"] = g.kv_blocks_used;
+        e["kv_blocks_total"] = g.kv_blocks_total;
+        e["max_parallel"] = g.max_parallel;
+      }
+      // Throughput over the last few seconds, from the metrics cache (the one figure that
+      // `parallama ps` and the live page both show).
+      if (metrics)
+        if (const std::optional<double> tps = metrics->tokens_per_second(r.key))
+          e["tokens_per_second"] = std::round(*tps * 100.0) / 100.0;
       if (auto m = store.find(r.key)) {
         e["digest"] = m->digest;
         e["details"] = details_json(m->details);

@@ -244,8 +244,8 @@ Server::~Server() {
   Impl& m = *impl_;
   m.svr.stop();
   if (m.http_thread.joinable()) m.http_thread.join();
+  m.tuner.reset();    // it calls the scheduler and reads the metrics
   m.metrics.reset();  // its pollers call the scheduler
-  m.tuner.reset();    // so does the tuner
   m.sched.reset();    // stops every runner
 }
 
@@ -258,7 +258,7 @@ void Server::start() {
   metrics_opt.vllm_aliases = m.cfg.vllm_metrics;
   m.metrics = std::make_unique<Metrics>([&m] { return m.sched->ps(); }, metrics_opt);
   m.metrics->start();
-  m.tuner = std::make_unique<AutoTuner>(*m.sched, m.cfg.tuner, m.cfg.sched.auto_parallel);
+  m.tuner = std::make_unique<AutoTuner>(*m.sched, m.cfg.tuner, m.cfg.sched.auto_parallel, m.metrics.get());
   m.tuner->start();
   m.register_demo_model();
   m.routes();

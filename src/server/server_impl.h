@@ -109,6 +109,8 @@ struct Server::Impl {
   // The admin API's gate: loopback only, or the bearer token when one is set (401/403).
   void check_admin(const httplib::Request& req) const;
   nlohmann::json parallel_status();
+  // HttpError 400 with the numbers when n sequences cannot run in the model's KV pool.
+  void check_fits_pool(const std::string& key, int n);
   // The automatic tuner for one model (num_parallel "auto").
   void start_auto(const std::string& key);
   void stop_auto(const std::string& key);

@@ -8,9 +8,13 @@ namespace pl::server {
 
 namespace {
 
-// Stable hooks for tests and scripts: #models-body tr[data-model] > td[data-field][data-value],
-// #total-tps[data-value], #throughput-chart[data-points][data-unit], #status[data-state],
-// #polls[data-count]. A value the server does not report has data-value="".
+// Every number comes from GET /api/ps, the same source as `parallama ps`: the parallel limit
+// and its source, running / queued, KV use and tokens_per_second (the server's rate over the
+// last few seconds), so the page and the terminal agree.
+// Stable hooks for tests and scripts: #models-body tr[data-model] > td[data-field][data-value]
+// (data-value is /api/ps's value as it came), #total-tps[data-value],
+// #throughput-chart[data-points][data-unit], #status[data-state], #polls[data-count].
+// A value the server does not report has data-value="".
 const char* const kPage = R"HTML(<!doctype html>
 <html lang="en">
 <head>
@@ -79,7 +83,7 @@ footer { color: var(--muted); font-size: 12px; }
        aria-label="throughput over the last two minutes"></svg>
   <div id="chart-legend" class="muted"></div>
 </section>
-<footer>Polls <code>/api/ps</code>, <code>/api/parallel</code> and <code>/metrics</code> every second
+<footer>Polls <code>/api/ps</code> every second
   (<span id="polls" data-count="0">0</span> polls, last <span id="updated">never</span>).</footer>
 <script>
 (() => {
@@ -87,8 +91,7 @@ footer { color: var(--muted); font-size: 12px; }
   const $ = (id) => document.getElementById(id);
   const HISTORY_S = 120;
   const COLORS = ['#1f5fa8', '#c8412c', '#2c7a3a', '#8a4fb0', '#c08a00', '#0f8a8a', '#b0417a'];
-  const RATE_WINDOW_S = 3;
-  const st = { polls: 0, counters: [], samples: [], colors: {} };
+  const st = { polls: 0, samples: [], colors: {} };
 
   const esc = (s) => String(s).replace(/[&<>"']/g,
       (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -109,33 +112,15 @@ footer { color: var(--muted); font-size: 12px; }
     if (s < 3600) return Math.round(s / 60) + ' min';
     return Math.round(s / 3600) + ' h';
   }
-  // null on any failure (absent endpoint, server down): every source is optional but /api/ps.
-  async function get(path, text) {
+  // null on any failure (server down, an error status).
+  async function get(path) {
     try {
       const r = await fetch(path, { cache: 'no-store' });
       if (!r.ok) return null;
-      return text ? await r.text() : await r.json();
+      return await r.json();
     } catch (e) {
       return null;
     }
-  }
-  // Prometheus text exposition: `name{labels} value [timestamp]`; sums a metric's samples per
-  // model label. null when the metric is absent.
-  function metricByModel(text, name) {
-    const re = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?\s+(\S+)/;
-    let out = null;
-    for (const line of text.split('\n')) {
-      if (!line.startsWith(name)) continue;
-      const m = re.exec(line);
-      if (!m || m[1] !== name) continue;
-      const v = parseFloat(m[3]);
-      if (!isFinite(v)) continue;
-      const lm = m[2] ? /model="((?:[^"\\]|\\.)*)"/.exec(m[2]) : null;
-      const model = lm ? lm[1].replace(/\\(.)/g, '$1') : '';
-      out = out || {};
-      out[model] = (out[model] || 0) + v;
-    }
-    return out;
   }
   function cell(field, value, html, cls) {
     const v = value === undefined || value === null ? '' : value;
@@ -148,32 +133,30 @@ footer { color: var(--muted); font-size: 12px; }
     for (let i = 0; i < n; i++) s += '<span class="slot' + (i < running ? ' busy' : '') + '"></span>';
     return s + '</span>';
   }
-  function kvCell(a) {
-    if (!a || typeof a.kv_used !== 'number') return cell('kv_used', '', '<span class="muted">&ndash;</span>');
-    const pct = Math.round(a.kv_used * 100);
+  function kvCell(m) {
+    if (typeof m.kv_used !== 'number') return cell('kv_used', '', '<span class="muted">&ndash;</span>');
+    const pct = Math.round(m.kv_used * 100);
     let text = pct + '%';
-    if (typeof a.kv_blocks_used === 'number' && typeof a.kv_blocks_total === 'number')
-      text += ' <span class="src">(' + a.kv_blocks_used + '/' + a.kv_blocks_total + ' blocks)</span>';
-    return cell('kv_used', a.kv_used, '<span class="bar' + (pct >= 90 ? ' high' : '') + '"><span style="width:' +
+    if (typeof m.kv_blocks_used === 'number' && typeof m.kv_blocks_total === 'number')
+      text += ' <span class="src">(' + m.kv_blocks_used + '/' + m.kv_blocks_total + ' blocks)</span>';
+    return cell('kv_used', m.kv_used, '<span class="bar' + (pct >= 90 ? ' high' : '') + '"><span style="width:' +
         Math.min(100, pct) + '%"></span></span>' + text);
   }
-  function row(m, admin, tps) {
+  function row(m) {
     const name = m.name || m.model;
-    const a = admin[name];
-    const limit = m.num_parallel ?? (a ? a.num_parallel : 0);
-    const source = m.parallel_source ?? (a ? a.source : '');
+    const limit = m.num_parallel ?? 0, source = m.parallel_source ?? '';
     const running = m.running ?? 0, queued = m.queued ?? 0;
-    const rate = tps === null ? null : (tps[name] || 0);
+    const rate = typeof m.tokens_per_second === 'number' ? m.tokens_per_second : null;
     return '<tr data-model="' + esc(name) + '">' +
         cell('model', name, '<b>' + esc(name) + '</b>') +
         cell('num_parallel', limit, esc(limit) +
-            (a && a.max_parallel ? ' <span class="src" title="the most the KV pool allows">/ ' +
-             esc(a.max_parallel) + '</span>' : ''), 'num') +
+            (m.max_parallel ? ' <span class="src" title="the most the KV pool allows">/ ' +
+             esc(m.max_parallel) + '</span>' : ''), 'num') +
         cell('parallel_source', source, '<span class="src">' + esc(source) + '</span>') +
         cell('running', running, esc(running) + slots(limit, running), 'num') +
         cell('queued', queued, queued > 0 ? '<span class="queued">' + esc(queued) + '</span>' : '0', 'num') +
-        kvCell(a) +
-        cell('tokens_per_s', rate === null ? '' : rate.toFixed(2), rate === null ? '&ndash;' : rate.toFixed(1), 'num') +
+        kvCell(m) +
+        cell('tokens_per_s', rate === null ? '' : rate, rate === null ? '&ndash;' : rate.toFixed(1), 'num') +
         cell('context_length', m.context_length ?? '', undefined, 'num') +
         cell('size', m.size ?? '', m.size ? human(m.size) : '', 'num') +
         cell('expires_at', m.expires_at ?? '', esc(until(m.expires_at))) + '</tr>';
@@ -222,8 +205,7 @@ footer { color: var(--muted); font-size: 12px; }
     el.textContent = text;
   }
   async function poll() {
-    const t = performance.now() / 1000;
-    const [ps, par, metrics] = await Promise.all([get('/api/ps'), get('/api/parallel'), get('/metrics', true)]);
+    const ps = await get('/api/ps');
     st.polls++;
     $('polls').dataset.count = st.polls;
     $('polls').textContent = st.polls;
@@ -233,42 +215,26 @@ footer { color: var(--muted); font-size: 12px; }
       return;
     }
     setStatus('ok', 'live');
-    const admin = {};
-    if (par && Array.isArray(par.models)) for (const m of par.models) admin[m.model] = m;
-
-    // Tokens/s from the generated-tokens counter over the last ~3 s (the server refreshes it a few
-    // times a second, so one-second deltas jitter); without /metrics the chart shows running requests.
-    const tokens = metrics ? metricByModel(metrics, 'parallama_generated_tokens_total') : null;
-    let tps = null;
-    if (tokens) {
-      st.counters.push({ t, tokens });
-      while (st.counters.length > 2 && t - st.counters[1].t >= RATE_WINDOW_S) st.counters.shift();
-      const old = st.counters[0], dt = t - old.t;
-      tps = {};
-      for (const k in tokens) {
-        const prev = k in old.tokens ? old.tokens[k] : tokens[k];
-        tps[k] = dt > 0 && tokens[k] >= prev ? (tokens[k] - prev) / dt : 0;  // a reset counter reads 0
-      }
-    } else {
-      st.counters = [];
-    }
-    $('models-body').innerHTML = ps.models.map((m) => row(m, admin, tps)).join('');
+    $('models-body').innerHTML = ps.models.map(row).join('');
     $('no-models').hidden = ps.models.length > 0;
 
+    // Tokens/s per model as /api/ps reports it; a server too old to report it charts
+    // running requests instead.
+    const tps = ps.models.length === 0 || ps.models.some((m) => typeof m.tokens_per_second === 'number');
     const unit = tps ? 'tokens/s' : 'running';
     const v = {};
     for (const m of ps.models) {
       const name = m.name || m.model;
-      v[name] = tps ? (tps[name] || 0) : (m.running || 0);
+      v[name] = tps ? (m.tokens_per_second || 0) : (m.running || 0);
     }
     const total = Object.values(v).reduce((a, b) => a + b, 0);
     st.samples.push({ t: Date.now(), v });
     while (st.samples.length && Date.now() - st.samples[0].t > HISTORY_S * 1000) st.samples.shift();
     $('chart-title').textContent = tps ? 'Throughput' : 'Running requests';
-    $('total-unit').textContent = tps ? 'tokens/s' : 'running';
+    $('total-unit').textContent = unit;
     $('total-tps').dataset.value = tps ? total.toFixed(2) : '';
     $('total-tps').textContent = tps ? total.toFixed(1) : String(total);
-    $('tps-source').textContent = tps ? '(from /metrics)' : '(this server has no /metrics: showing running requests)';
+    $('tps-source').textContent = tps ? '(generated, last few seconds)' : '(this server reports no tokens/s: showing running requests)';
     drawChart(unit);
   }
   async function loop() {

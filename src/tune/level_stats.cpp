@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 
 #include "core/error.h"
 
@@ -30,18 +31,30 @@ void LevelStats::clear_all() {
 LevelView LevelStats::view(int level, int64_t min_obs) const {
   LevelView v;
   if (level < 1 || level > max_level()) return v;
-  std::vector<double> steps, measured;
+  std::vector<double> steps, interval_p90s;
+  const Sample* worst = nullptr;  // the measured interval with the highest p90 of its own
+  double worst_p90 = 0;
   for (const Sample& s : rings_[static_cast<size_t>(level)]) {
     if (s.obs < min_obs) continue;
     steps.push_back(s.step_ms);
-    if (s.itl_p90_ms > 0) measured.push_back(s.itl_p90_ms);
     v.newest_obs = std::max(v.newest_obs, s.obs);
+    if (s.itl_ms.empty()) continue;
+    interval_p90s.push_back(quantile(std::vector<double>(s.itl_ms.begin(), s.itl_ms.end()), 0.9));
+    if (!worst || interval_p90s.back() > worst_p90) worst = &s, worst_p90 = interval_p90s.back();
   }
   v.n = static_cast<int>(steps.size());
   if (v.n == 0) return v;
   v.step_ms = median(steps);
-  if (!measured.empty()) {
-    v.itl_p90_ms = quantile(std::move(measured), 0.9);
+  // A lone outlier interval is left out: a latency that only one interval of the window
+  // saw is noise, one that the others share still shows. Ordinary spread is kept (dropping
+  // the worst interval every time would bias the p90 low).
+  if (interval_p90s.size() < 3 || worst_p90 <= kOutlierFactor * median(interval_p90s)) worst = nullptr;
+  std::vector<double> gaps;
+  for (const Sample& s : rings_[static_cast<size_t>(level)])
+    if (s.obs >= min_obs && &s != worst) gaps.insert(gaps.end(), s.itl_ms.begin(), s.itl_ms.end());
+  if (static_cast<int>(gaps.size()) >= kMinMeasuredGaps) {
+    v.itl_p90_ms = quantile(std::move(gaps), 0.9);
+    v.measured = true;
     return v;
   }
   // Per-step relative residuals of this level and the ones just below (the spread of the
@@ -93,11 +106,14 @@ double median(std::vector<double> v) { return quantile(std::move(v), 0.5); }
 
 double quantile(std::vector<double> v, double q) {
   PL_CHECK(!v.empty(), "quantile of nothing");
-  std::sort(v.begin(), v.end());
+  // Two selections instead of a sort: a level's pooled per-token gaps run to thousands.
   const double pos = q * static_cast<double>(v.size() - 1);
   const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - static_cast<double>(lo)) * (v[hi] - v[lo]);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+  const double v_lo = v[lo];
+  if (lo + 1 >= v.size()) return v_lo;
+  const double v_hi = *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+  return v_lo + (pos - static_cast<double>(lo)) * (v_hi - v_lo);
 }
 
 std::optional<SlopeFit> fit_slope(const std::vector<FitPoint>& pts) {

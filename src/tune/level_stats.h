@@ -11,15 +11,31 @@ namespace pl::tune {
 
 constexpr int kPoolRadius = 2;
 
+// Measured per-token gaps pooled over a level's window before its p90 is trusted; with
+// fewer (one sequence at slow steps gives two or three per interval) the p90 comes from
+// the step times.
+constexpr int kMinMeasuredGaps = 16;
+// An interval whose own p90 is this many times the median interval's is an outlier.
+constexpr double kOutlierFactor = 1.5;
+
 struct Sample {
-  int64_t obs;        // index of the observation that produced it
-  double step_ms;     // mean step time of that interval
-  double n_steps;     // steps in that interval
-  double itl_p90_ms;  // the interval's measured per-token p90, or 0 when not measured
+  int64_t obs;                // index of the observation that produced it
+  double step_ms;             // mean step time of that interval
+  double n_steps;             // steps in that interval
+  std::vector<float> itl_ms;  // [n_gaps] measured inter-token gaps of the interval, empty if not measured
 };
 
 // A level's samples taken after some observation: median step time (robust to the odd
 // slow interval) and p90 inter-token latency (what the target is about).
+//
+// With per-token measurements (at least kMinMeasuredGaps gaps over the window) the p90
+// is that of the window's measured gaps pooled: the latency users saw, including what
+// step times leave out (prefill chunks of newly admitted requests stalling the batch,
+// sampling, streaming). The interval with the highest p90 of its own is left out of the
+// pool when it is an outlier (over kOutlierFactor times the median interval's p90, with
+// at least three measured): one slow interval (a stray prefill, the machine's other work)
+// would otherwise hold a tenth of a small pool and the level's p90 with it for a whole
+// window, while a real breach shows in the other intervals too.
 //
 // Without a per-token measurement the p90 comes from the step times. A sample is an
 // interval's mean over n steps, whose spread is the per-step spread / sqrt(n); so each
@@ -32,6 +48,7 @@ struct LevelView {
   int n = 0;
   double step_ms = 0;     // median
   double itl_p90_ms = 0;  // linear interpolation between order statistics
+  bool measured = false;  // itl_p90_ms from per-token gaps (else from step times)
   int64_t newest_obs = -1;
 };
 

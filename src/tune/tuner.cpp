@@ -11,6 +11,7 @@ namespace {
 
 // Newest samples of a level compared against its older ones to detect a curve change.
 constexpr int kDriftSamples = 3;
+constexpr double kDriftSigmas = 4;
 // Above this fraction of the target, growth waits for a full window at the current level.
 constexpr double kNearTarget = 0.85;
 // Returning to a level known from earlier needs this much room under the target, so a
@@ -21,6 +22,9 @@ constexpr double kReturnMargin = 0.97;
 // p90 <= target, leaving needs more, so a level whose p90 sits at the target does not
 // flap on noise.
 constexpr double kLatencyTolerance = 0.05;
+// Observations in a row whose level's p90 is over its bar before the tuner backs off for
+// latency: slow to abandon a level on one noisy sample, and a real breach costs 500 ms.
+constexpr int kBreachStreak = 2;
 // Smallest relative step-time noise assumed when weighing measurements.
 constexpr double kMinRelNoise = 0.01;
 
@@ -118,6 +122,7 @@ Decision Tuner::change(int new_limit, Cause cause, std::string reason) {
   }
   limit_ = new_limit;
   last_change_obs_ = n_obs_;
+  breach_streak_ = 0;
   status_.n_changes++;
   status_.last_cause = cause;
   status_.last_reason = reason;
@@ -126,10 +131,16 @@ Decision Tuner::change(int new_limit, Cause cause, std::string reason) {
 
 // Every level shares the machine, so when one level's step time moves for good, the
 // whole curve moved: forget it and learn it again (the recovery path after a load change).
-void Tuner::record(int level, double step_ms, double n_steps, double itl_p90_ms) {
-  stats_.add(level, Sample{n_obs_, step_ms, n_steps, itl_p90_ms});
+void Tuner::record(int level, double step_ms, double n_steps, const std::vector<double>& itl_ms) {
+  stats_.add(level, Sample{n_obs_, step_ms, n_steps, std::vector<float>(itl_ms.begin(), itl_ms.end())});
   const std::optional<double> r = stats_.drift_ratio(level, kDriftSamples, min_obs_fit());
-  if (!r || (*r <= 1 + cfg_.drift && *r >= 1 / (1 + cfg_.drift))) return;
+  if (!r) return;
+  // On a noisy machine the medians of a few intervals move by more than `drift` by chance
+  // (+-30% step jitter moves a median of three intervals by ~8%): the shift must also be
+  // kDriftSigmas standard errors of the log-ratio of the two medians.
+  const double n_old = static_cast<double>(stats_.step_samples(level, min_obs_fit()).size()) - kDriftSamples;
+  const double se = 1.2533 * noise_rel() * std::sqrt(1.0 / kDriftSamples + 1.0 / std::max(1.0, n_old));
+  if (std::fabs(std::log(*r)) <= std::max(std::log1p(cfg_.drift), kDriftSigmas * se)) return;
   const std::vector<Sample> keep_new = stats_.newest(level, kDriftSamples);
   stats_.clear_all();
   for (const Sample& s : keep_new) stats_.add(level, s);
@@ -265,6 +276,12 @@ std::optional<Decision> Tuner::check_kv(const Observation& o) {
                             o.preemptions, o.running, o.kv_blocks_used, o.kv_blocks_total, limit_, nl, kv_cap_, span));
 }
 
+// Entering a level needs p90 <= target; a level that has passed is left only when its p90
+// exceeds the target by kLatencyTolerance (see there).
+double Tuner::latency_bar(int level) const {
+  return cfg_.target_itl_ms * (levels_[static_cast<size_t>(level)].passed ? 1.0 + kLatencyTolerance : 1.0);
+}
+
 // A level at or under the limit whose p90 latency is over the target: back off
 // multiplicatively, by target/p90 when that is the larger cut (latency grows at most in
 // proportion to the batch, so this does not undershoot by much, and a limit far too high
@@ -273,9 +290,10 @@ std::optional<Decision> Tuner::check_kv(const Observation& o) {
 std::optional<Decision> Tuner::check_latency(int level) {
   if (level > limit_) return std::nullopt;  // draining from a higher limit
   const LevelView v = stats_.view(level, min_obs_fit());
-  const bool passed = levels_[static_cast<size_t>(level)].passed;
-  const double bar = cfg_.target_itl_ms * (passed ? 1.0 + kLatencyTolerance : 1.0);
-  if (v.n < cfg_.min_samples || v.itl_p90_ms <= bar) return std::nullopt;
+  if (v.n < cfg_.min_samples || v.itl_p90_ms <= latency_bar(level)) return std::nullopt;
+  // One breach may be one noisy interval (a stray prefill, the machine's other work):
+  // act when the next observation that measures the level confirms it.
+  if (breach_level_ != level || breach_streak_ < kBreachStreak) return std::nullopt;
   // Rounded up: at small limits rounding down would cut far more than the factor (5 -> 3).
   int nl = static_cast<int>(std::ceil(level * std::min(cfg_.backoff, cfg_.target_itl_ms / v.itl_p90_ms)));
   if (const std::optional<int> good = highest_good_below(level)) nl = std::max(nl, *good);
@@ -339,6 +357,8 @@ std::optional<Decision> Tuner::steady(const Observation& o, bool demand) {
   if (o.running != limit_) return std::nullopt;
   const LevelView v = stats_.view(limit_, min_obs_fit());
   if (v.n < cfg_.min_samples) return std::nullopt;
+  // Over the bar but not yet confirmed (check_latency): no other move until it is, or clears.
+  if (v.itl_p90_ms > latency_bar(limit_)) return std::nullopt;
   if (v.n >= cfg_.window && v.itl_p90_ms <= cfg_.target_itl_ms) levels_[static_cast<size_t>(limit_)].passed = true;
   const std::optional<Gain> g = marginal_gain(limit_);
   if (!g && limit_ > cfg_.min_limit) {
@@ -417,9 +437,17 @@ Decision Tuner::observe(const Observation& o) {
     const double batch = static_cast<double>(o.generated_tokens) / static_cast<double>(o.steps);
     const int b = static_cast<int>(std::lround(batch));
     if (n_obs_ > last_change_obs_ + cfg_.settle && b >= 1 && b <= cfg_.max_limit && std::fabs(batch - o.running) <= 1.5) {
-      record(b, step_ms, static_cast<double>(o.steps), std::max(0.0, o.itl_p90_ms));
+      record(b, step_ms, static_cast<double>(o.steps), o.itl_ms);
       level = b;
     }
+  }
+  // The breach streak counts observations that added a sample to the level; any other
+  // level measured, or this one under its bar, starts it again.
+  if (level) {
+    const LevelView lv = stats_.view(*level, min_obs_fit());
+    const bool over = lv.n >= cfg_.min_samples && lv.itl_p90_ms > latency_bar(*level);
+    breach_streak_ = over ? (breach_level_ == *level ? breach_streak_ + 1 : 1) : 0;
+    breach_level_ = *level;
   }
   if (kv_cap_ < cfg_.max_limit && n_obs_ >= kv_cap_until_) kv_cap_ = cfg_.max_limit;
   // Requests waiting now and at the previous poll: a lasting queue, not one arrival.
@@ -434,6 +462,7 @@ Decision Tuner::observe(const Observation& o) {
   const LevelView v = stats_.view(limit_, min_obs_fit());
   status_.limit = limit_;
   status_.itl_p90_ms = v.n > 0 ? v.itl_p90_ms : 0;
+  status_.itl_measured = v.n > 0 && v.measured;
   status_.gain.reset();
   if (v.n > 0)
     if (const std::optional<Gain> g = marginal_gain(limit_)) status_.gain = g->e;

@@ -30,14 +30,15 @@
 // shrink the batch exactly when batching pays off. Instead the tuner learns the
 // engine's step-time curve s(B) (ms per step at B running sequences) from the
 // observations and moves the limit to the highest B such that
-//   - the p90 inter-token latency at B stays under target_itl_ms,
+//   - the p90 inter-token latency at B (measured per token) stays under target_itl_ms,
 //   - the B-th sequence still adds meaningful throughput: its marginal gain
 //     g(B) = (T(B) - T(B-1)) / (T(B-1) / (B-1)), with T(B) = B / s(B) tokens per ms,
 //     is at least min_gain. g is 1 while the step is memory bound (one more sequence
 //     costs nothing) and 0 once it is compute bound (throughput flat), and
 //   - the KV pool holds it without preemptions.
 // It grows only when requests wait for a slot, backs off multiplicatively on a latency
-// breach or on preemptions, holds rejected levels down with an exponentially growing
+// breach (the level's p90 over the target at two observations in a row, so one noisy
+// interval does not cost a good level) or at once on preemptions, holds rejected levels down with an exponentially growing
 // hold time (no flapping), and forgets the curve when the step time at a level moves by
 // more than `drift` (another model took the CPU, or left it). docs/ARCHITECTURE.md,
 // "Automatic parallelism tuner", has the rules and the reasons for them.
@@ -74,14 +75,14 @@ struct TunerConfig {
   int probe_timeout_obs = 40;  // a probe up that gets no measurements (demand fell) is undone
 };
 
-// One sampling interval: deltas of the runner's /stats counters between two polls, and
-// its gauges at the end. Inter-token latency: each running sequence gets one token per
-// step, so the step time is the inter-token latency; the tuner takes the interval's
-// mean step time (step_ms_total / steps) and its p90 over a level's window of intervals,
-// unless the caller measured the interval's p90 per token (itl_p90_ms > 0, e.g. from the
-// server's inter-token histogram). The step-time estimate leaves out the engine loop's
-// work between forward passes (sampling, streaming) and smooths single slow steps
-// (a long prefill chunk) that a per-token measurement would show.
+// One sampling interval: deltas of the runner's /stats counters between two polls, its
+// gauges at the end, and the per-token gaps the caller measured in it. Inter-token
+// latency is judged on those measured gaps (the server takes them from its streaming
+// proxy: the time between consecutive tokens of each request, as clients see them),
+// pooled over a level's window (LevelStats::view). Only when a level has too few of them
+// (no caller measurement, or a handful of tokens) does the tuner estimate the p90 from
+// the step times, which leave out the engine loop's work between forward passes and
+// smooth single slow steps (a prefill chunk) that a per-token measurement shows.
 struct Observation {
   double interval_ms = 0;          // wall time covered
   uint64_t steps = 0;              // forward passes
@@ -92,7 +93,7 @@ struct Observation {
   int waiting = 0;
   int kv_blocks_used = 0;
   int kv_blocks_total = 0;
-  double itl_p90_ms = 0;           // optional per-token measurement; 0 = use the step time
+  std::vector<double> itl_ms;      // [n_gaps] measured inter-token gaps in the interval; may be empty
 };
 
 // One GET /stats snapshot (the fields of the runner's JSON of the same names) and the
@@ -146,6 +147,7 @@ struct Gain {
 struct TunerStatus {
   int limit = 0;
   double itl_p90_ms = 0;        // at the current level, 0 if not measured
+  bool itl_measured = false;    // itl_p90_ms from per-token gaps (else estimated from step times)
   double tokens_per_s = 0;      // generated tokens per second over the last observation
   std::optional<double> gain;   // marginal gain g at the current level, if measurable
   uint64_t n_changes = 0;
@@ -181,7 +183,8 @@ class Tuner {
   Decision keep() const;
   int64_t min_obs_fit() const;     // oldest observation still used for the curve
   int64_t min_obs_recent() const;  // oldest one that still counts as "just measured"
-  void record(int level, double step_ms, double n_steps, double itl_p90_ms);
+  void record(int level, double step_ms, double n_steps, const std::vector<double>& itl_ms);
+  double latency_bar(int level) const;
   std::optional<Gain> marginal_gain(int level) const;
   std::optional<Gain> gain_over(int level, int w) const;  // fit over levels [level - w, level]
   bool acceptable(const Gain& g) const;
@@ -208,6 +211,8 @@ class Tuner {
   int probe_from_ = 0;
   int64_t probe_started_obs_ = 0;
   int prev_waiting_ = 0;
+  int breach_level_ = 0;   // the level whose p90 was over its bar at the last observations
+  int breach_streak_ = 0;  //   that measured it, and how many in a row
   std::string curve_note_;  // why the curve was forgotten, added to the next reason
   TunerStatus status_;
 };

@@ -87,11 +87,20 @@ def test_refused_values(tmp_path):
         for bad in (0, -1, "many", 1.5, None):
             status, r = s.post("/api/parallel", {"model": "stories260k", "num_parallel": bad})
             assert status == 400, (bad, r)
-        # More sequences than the KV pool has blocks: the runner's reason comes back.
+        # More sequences than the KV pool has blocks: refused with the pool's numbers. The pool was sized
+        # at load for one sequence of the model's context and a new limit never resizes it.
         _, st = s.request("GET", "/api/parallel")
-        maxp = next(m for m in st["models"] if m["model"] == "stories260k:latest")["max_parallel"]
+        m = next(m for m in st["models"] if m["model"] == "stories260k:latest")
+        maxp, ctx = m["max_parallel"], m["context_length"]
         status, r = s.post("/api/parallel", {"model": "stories260k", "num_parallel": maxp + 1})
-        assert status == 400 and "KV" in r["error"]
+        assert status == 400 and "KV" in r["error"], r
+        assert f"holds only 1 sequence of the model's context ({ctx} tokens;" in r["error"], r
+        assert f"{m['kv_blocks_total']} blocks of" in r["error"] and f"at most {maxp} can run" in r["error"], r
+        assert "fixed while the model stays loaded" in r["error"], r
+        # The refused value changed nothing.
+        _, st = s.request("GET", "/api/parallel")
+        m = next(m for m in st["models"] if m["model"] == "stories260k:latest")
+        assert m["num_parallel"] == 1 and m["source"] == "env", m
         status, r = s.post("/api/parallel", {"model": "nb", "num_parallel": 2})
         assert status == 400 and "does not currently support parallel requests" in r["error"]
         # Above the pool's full contexts but within its blocks: accepted, with a warning.
@@ -187,6 +196,33 @@ def test_auto_parallel_runs_the_tuner(tmp_path):
         assert status == 200 and r["source"] == "auto"
         _, ps = s.request("GET", "/api/ps")
         assert ps["models"][0]["parallel_source"] == "auto"
+    finally:
+        s.stop()
+
+
+def test_tuner_judges_latency_by_measured_token_gaps(tmp_path):
+    """On the real server the tuner gets each token's gap from the streaming proxy, not only step times."""
+    s = Server({"OLLAMA_NUM_PARALLEL": "auto", "PARALLAMA_AVAILABLE_MEMORY": str(64 << 30)}, tmp=str(tmp_path))
+    try:
+        path = make_slow_model(str(tmp_path / "slow.gguf"))
+        assert s.post("/api/create", {"model": "slow", "from": path, "stream": False})[0] == 200
+        assert s.post("/api/generate", {"model": "slow", "prompt": ""})[0] == 200
+
+        def go(i):
+            return s.lines("/api/generate", {"model": "slow", "prompt": f"Once upon a time {i}", "raw": True,
+                                             "options": {"num_predict": 150, "temperature": 0}}, timeout=300)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            futs = [ex.submit(go, i) for i in range(8)]
+            tuner = {}
+            deadline = time.time() + 60
+            while time.time() < deadline and not tuner.get("itl_measured"):
+                _, st = s.request("GET", "/api/parallel")
+                tuner = st["models"][0].get("tuner", {})
+                time.sleep(0.25)
+            results = [f.result(timeout=300) for f in futs]
+        assert all(status == 200 for status, _ in results)
+        assert tuner.get("itl_measured") is True and tuner["itl_p90_ms"] > 0, tuner
     finally:
         s.stop()
 

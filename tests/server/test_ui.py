@@ -1,5 +1,6 @@
 """The live view: GET /ui (and GET / for browsers) in headless Chromium, whose rendered page must show
-the numbers /api/ps reports: parallel limit and source, running, queued, context, size."""
+the numbers /api/ps reports: parallel limit and source, running, queued, context, size, KV use and
+throughput (tokens/s)."""
 import html.parser
 import http.client
 import json
@@ -54,6 +55,14 @@ def render(url, budget_ms=5000):
     dom = Dom()
     dom.feed(r.stdout)
     return dom
+
+
+def ps_numbers(server, name):
+    """The moving numbers of one model in /api/ps: KV use and tokens/s."""
+    status, body = server.request("GET", "/api/ps")
+    assert status == 200
+    m = next(m for m in body["models"] if m["name"] == name)
+    return m.get("kv_used"), m.get("tokens_per_second")
 
 
 def ps_fields(server):
@@ -125,8 +134,10 @@ def test_live_page_without_models(server):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; scripts/setup.sh)")
 def test_live_page_matches_api_ps_under_load():
-    """One slot and two long generations: the page must show running 1, queued 1, and the rest of /api/ps."""
-    s = Server(env_extra={"OLLAMA_NUM_PARALLEL": "1"})
+    """Two slots and three long generations: the page must show parallel 2, running 2, queued 1, and the
+    KV use and tokens/s of /api/ps (those move while tokens come: between /api/ps's values just before
+    and just after the render, within a tolerance for the throughput)."""
+    s = Server(env_extra={"OLLAMA_NUM_PARALLEL": "2"})
     streams = None
     try:
         path = make_slow_model(os.path.join(s.tmp, "slow.gguf"))
@@ -135,20 +146,22 @@ def test_live_page_matches_api_ps_under_load():
         status, _ = s.post("/api/generate", {"model": "slow"})
         assert status == 200
         streams = Streams(s, {"model": "slow", "prompt": "Once upon a time", "raw": True,
-                              "options": {"num_predict": 100000, "temperature": 0}}, 2)
+                              "options": {"num_predict": 100000, "temperature": 0}}, 3)
         deadline = time.time() + 60
         while time.time() < deadline:
             m = ps_fields(s).get("slow:latest")
-            if m and m["running"] == "1" and m["queued"] == "1":
+            if m and m["running"] == "2" and m["queued"] == "1" and (ps_numbers(s, "slow:latest")[1] or 0) > 0:
                 break
             time.sleep(0.1)
         else:
-            pytest.fail(f"the two requests never showed as running 1, queued 1: {ps_fields(s)}")
+            pytest.fail(f"the three requests never showed as running 2, queued 1 with tokens/s: {ps_fields(s)}")
 
-        # /api/ps is steady while the two requests last; compare against it before and after rendering.
+        # /api/ps's counts are steady while the requests last; compare against it before and after rendering.
         for attempt in range(3):
             before = ps_fields(s)
+            kv_before, tps_before = ps_numbers(s, "slow:latest")
             dom = render(f"http://127.0.0.1:{s.port}/ui")
+            kv_after, tps_after = ps_numbers(s, "slow:latest")
             after = ps_fields(s)
             if before == after:
                 break
@@ -159,21 +172,22 @@ def test_live_page_matches_api_ps_under_load():
         shown = dom.rows["slow:latest"]
         for field, value in after["slow:latest"].items():
             assert shown[field] == value, (field, shown, after)
-        assert shown["running"] == "1" and shown["queued"] == "1"
+        assert shown["num_parallel"] == "2" and shown["running"] == "2" and shown["queued"] == "1"
 
-        # KV use and throughput come from /api/parallel and /metrics when the server has them.
-        status, par = s.request("GET", "/api/parallel")
-        if status == 200 and any("kv_used" in m for m in par["models"]):
-            assert 0 <= float(shown["kv_used"]) <= 1
-        status, _ = s.request("GET", "/metrics")
+        # KV use only grows while the three requests generate: the page's value lies between /api/ps's.
+        kv = float(shown["kv_used"])
+        assert kv_before is not None and kv_after is not None
+        assert kv_before - 1e-9 <= kv <= kv_after + 1e-9, (kv_before, kv, kv_after)
+        assert 0 < kv <= 1
+        # Throughput moves from one poll to the next: the page shows /api/ps's tokens_per_second from a
+        # poll during the render, so it must lie near the values around it.
+        tps = float(shown["tokens_per_s"])
+        lo, hi = min(tps_before, tps_after), max(tps_before, tps_after)
+        assert tps > 0, shown
+        assert lo * 0.6 - 1 <= tps <= hi * 1.4 + 1, (tps_before, tps, tps_after)
         chart = dom.by_id["throughput-chart"]
-        assert int(chart["data-points"]) >= 1
-        if status == 200:
-            assert chart["data-unit"] == "tokens/s"
-            assert float(dom.by_id["total-tps"]["data-value"]) >= 0
-            assert float(shown["tokens_per_s"]) >= 0
-        else:
-            assert chart["data-unit"] == "running"
+        assert chart["data-unit"] == "tokens/s" and int(chart["data-points"]) >= 1
+        assert abs(float(dom.by_id["total-tps"]["data-value"]) - tps) <= 0.01  # one model: the total is its rate
     finally:
         if streams:
             streams.stop()

@@ -16,10 +16,13 @@ double Curve::gain(int batch) const {
 }
 
 int best_limit(const Curve& c, const TunerConfig& cfg, double noise) {
-  const double p90 = std::exp(1.2816 * noise);
+  return best_limit_p90(c, cfg, std::exp(1.2816 * noise));
+}
+
+int best_limit_p90(const Curve& c, const TunerConfig& cfg, double p90_factor) {
   int best = cfg.min_limit;
   for (int b = cfg.min_limit; b <= cfg.max_limit; ++b)
-    if (c.step_ms(b) * p90 <= cfg.target_itl_ms && c.gain(b) >= cfg.min_gain) best = b;
+    if (c.step_ms(b) * p90_factor <= cfg.target_itl_ms && c.gain(b) >= cfg.min_gain) best = b;
   return best;
 }
 
@@ -97,6 +100,7 @@ bool Engine::start_step() {
   const Curve& c = cfg_.curve;
   double dur = c.step_ms(static_cast<int>(running_.size())) + c.scale * c.prefill_ms_per_token * prefill_tokens;
   if (cfg_.noise > 0) dur *= std::exp(std::normal_distribution<double>(0.0, cfg_.noise)(rng_));
+  if (cfg_.jitter > 0) dur *= std::uniform_real_distribution<double>(1 - cfg_.jitter, 1 + cfg_.jitter)(rng_);
   in_flight_ = true;
   step_dur_ms_ = dur;
   step_end_ms_ = now_ + dur;
@@ -112,6 +116,8 @@ void Engine::finish_step() {
   still.reserve(running_.size());
   for (Seq& s : running_) {
     s.prefilled = true;
+    if (s.last_token_ms >= 0) gaps_.push_back(now_ - s.last_token_ms);
+    s.last_token_ms = now_;
     ++s.n_generated;
     ++generated_;
     if (s.n_generated < s.n_gen_target) {
@@ -162,17 +168,26 @@ StatsSample Engine::snapshot() const {
   return s;
 }
 
-Driver::Driver(Engine& engine, Tuner& tuner, double interval_ms)
-    : engine_(engine), tuner_(tuner), interval_ms_(interval_ms) {
+std::vector<double> Engine::take_gaps() {
+  std::vector<double> out;
+  out.swap(gaps_);
+  return out;
+}
+
+Driver::Driver(Engine& engine, Tuner& tuner, double interval_ms, bool per_token)
+    : engine_(engine), tuner_(tuner), interval_ms_(interval_ms), per_token_(per_token) {
   engine_.set_parallel(tuner_.limit());
   prev_ = engine_.run_until(engine_.now());
+  engine_.take_gaps();
 }
 
 std::vector<Driver::Point> Driver::run(int n) {
   std::vector<Point> out;
   for (int i = 0; i < n; ++i) {
     const StatsSample cur = engine_.run_until(prev_.t_ms + interval_ms_);
-    const Observation o = observation_between(prev_, cur);
+    Observation o = observation_between(prev_, cur);
+    std::vector<double> gaps = engine_.take_gaps();
+    if (per_token_) o.itl_ms = std::move(gaps);
     prev_ = cur;
     const Decision d = tuner_.observe(o);
     if (d.changed) engine_.set_parallel(d.new_limit);

@@ -1,8 +1,9 @@
 // A simulated engine for the tuner: continuous batching with a step-time curve
 // s(B) = scale * (a + b*B + b_extra*max(0, B - knee)), a prefill cost per prompt token,
-// lognormal noise per step, a paged KV pool with preemption of the newest sequence, and
+// lognormal noise or uniform jitter per step, a paged KV pool with preemption of the newest sequence, and
 // closed-loop clients (each sends its next request think_ms after the last one ended).
-// It exposes the runner's /stats counters, so the tuner is fed exactly as in the server.
+// It exposes the runner's /stats counters and each sequence's inter-token gaps, so the
+// tuner is fed exactly as in the server.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,8 @@ struct Curve {
 // the target and whose B-th sequence gains at least min_gain. With per-step lognormal
 // noise of sigma `noise`, the p90 step time is s(B) * exp(1.2816 * noise).
 int best_limit(const Curve& c, const TunerConfig& cfg, double noise = 0);
+// The same for any per-step noise whose p90 factor (p90 step time / noise-free step time) is known.
+int best_limit_p90(const Curve& c, const TunerConfig& cfg, double p90_factor);
 
 struct Workload {
   int n_clients = 64;
@@ -44,6 +47,7 @@ struct Config {
   Curve curve;
   Workload load;
   double noise = 0.08;  // sigma of the per-step lognormal factor
+  double jitter = 0;    // per-step uniform factor in [1 - jitter, 1 + jitter] (p90: 1 + 0.8 jitter)
   int kv_blocks_total = 1 << 20;
   int kv_block_size = 32;
   uint64_t seed = 1;
@@ -63,6 +67,9 @@ class Engine {
   double now() const { return now_; }
   uint64_t preemptions() const { return preemptions_; }
   uint64_t generated() const { return generated_; }
+  // The inter-token gaps (ms) of every sequence's tokens since the last call: what the
+  // server's streaming proxy measures. A sequence's first token has no gap.
+  std::vector<double> take_gaps();
 
  private:
   struct Seq {
@@ -72,6 +79,7 @@ class Engine {
     int n_generated = 0;
     int n_blocks = 0;
     bool prefilled = false;
+    double last_token_ms = -1;  // when its previous token came out; -1 before the first
     int tokens() const { return n_prompt + n_generated; }
   };
   struct Client {
@@ -101,6 +109,7 @@ class Engine {
   double step_dur_ms_ = 0;
   uint64_t steps_ = 0, generated_ = 0, preemptions_ = 0;
   double step_ms_total_ = 0;
+  std::vector<double> gaps_;  // since the last take_gaps()
 };
 
 // Polls the engine every interval_ms like the server does, feeds the tuner and applies
@@ -114,7 +123,9 @@ class Driver {
     Observation o;
     Decision d;
   };
-  Driver(Engine& engine, Tuner& tuner, double interval_ms = 500);
+  // per_token: feed the tuner the interval's inter-token gaps, as the server does; false
+  // leaves it to estimate latency from the step times.
+  Driver(Engine& engine, Tuner& tuner, double interval_ms = 500, bool per_token = true);
   // Runs n observations; returns the points of this run.
   std::vector<Point> run(int n);
   const std::vector<Point>& trace() const { return trace_; }
@@ -123,6 +134,7 @@ class Driver {
   Engine& engine_;
   Tuner& tuner_;
   double interval_ms_;
+  bool per_token_;
   StatsSample prev_;
   std::vector<Point> trace_;
 };
