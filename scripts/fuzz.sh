@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Bounded libFuzzer runs (ASan + UBSan) of the GGUF reader, seeded from ../shared/testdata, and of
-# the chat template engines, seeded from tests/chat. The time is split between the two targets.
+# Bounded libFuzzer runs (ASan + UBSan) of the GGUF reader, seeded from ../shared/testdata, of the
+# chat template engines, seeded from tests/chat, and of structured output's schema compiler and matcher
+# with the tool-call parsers, seeded from tests/grammar. The time is split between the three targets.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 60, in total)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-gguf_seconds=$(( (seconds + 1) / 2 ))
-chat_seconds=$(( seconds - gguf_seconds > 0 ? seconds - gguf_seconds : 1 ))
+gguf_seconds=$(( (seconds + 2) / 3 ))
+chat_seconds=$(( (seconds + 1) / 3 > 0 ? (seconds + 1) / 3 : 1 ))
+format_seconds=$(( seconds - gguf_seconds - chat_seconds > 0 ? seconds - gguf_seconds - chat_seconds : 1 ))
 build=build-fuzz
 if ! command -v clang++ >/dev/null; then
   echo "fuzz.sh: clang++ not found (scripts/setup.sh installs it)" >&2
@@ -14,7 +16,7 @@ if ! command -v clang++ >/dev/null; then
 fi
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPARALLAMA_FUZZ=ON -DPARALLAMA_TESTS=OFF -DPARALLAMA_BENCH=OFF -DPARALLAMA_SANITIZE=ON >/dev/null
-ninja -C "$build" fuzz_gguf fuzz_chat_template >/dev/null
+ninja -C "$build" fuzz_gguf fuzz_chat_template fuzz_format >/dev/null
 
 corpus="$build/corpus"
 mkdir -p "$corpus"
@@ -41,3 +43,11 @@ cp tests/chat/templates/* tests/chat/fuzz_seeds/*.jinja tests/chat/fuzz_seeds/*.
 echo "fuzz.sh: fuzzing the chat template engines for ${chat_seconds}s"
 "$build/bin/fuzz_chat_template" "$chat_corpus" -dict=tests/chat/fuzz_seeds/chat_template.dict \
   -max_total_time="$chat_seconds" -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15
+
+# Structured output: JSON schemas (each seed: a schema, a NUL byte, a text to match) and tool-call outputs.
+format_corpus="$build/corpus-format"
+mkdir -p "$format_corpus"
+cp tests/grammar/fuzz_seeds/* "$format_corpus/"
+echo "fuzz.sh: fuzzing the JSON-schema compiler, its matcher and the tool-call parsers for ${format_seconds}s"
+"$build/bin/fuzz_format" "$format_corpus" -max_total_time="$format_seconds" -max_len=16384 -timeout=20 \
+  -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15
