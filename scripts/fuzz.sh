@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Bounded libFuzzer runs (ASan + UBSan) of the GGUF reader, seeded from ../shared/testdata, of the
 # chat template engines, seeded from tests/chat, and of structured output's schema compiler and matcher
-# with the tool-call parsers, seeded from tests/grammar. The time is split between the three targets.
+# with the tool-call parsers, seeded from tests/grammar, and of the runner's request parsers, seeded from
+# tests/runner. The time is split between the four targets.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 60, in total)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-gguf_seconds=$(( (seconds + 2) / 3 ))
-chat_seconds=$(( (seconds + 1) / 3 > 0 ? (seconds + 1) / 3 : 1 ))
-format_seconds=$(( seconds - gguf_seconds - chat_seconds > 0 ? seconds - gguf_seconds - chat_seconds : 1 ))
+quarter=$(( seconds / 4 > 0 ? seconds / 4 : 1 ))
+chat_seconds=$quarter
+format_seconds=$quarter
+runner_seconds=$quarter
+gguf_seconds=$(( seconds - 3 * quarter > 0 ? seconds - 3 * quarter : 1 ))
 build=build-fuzz
 if ! command -v clang++ >/dev/null; then
   echo "fuzz.sh: clang++ not found (scripts/setup.sh installs it)" >&2
@@ -16,7 +19,7 @@ if ! command -v clang++ >/dev/null; then
 fi
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPARALLAMA_FUZZ=ON -DPARALLAMA_TESTS=OFF -DPARALLAMA_BENCH=OFF -DPARALLAMA_SANITIZE=ON >/dev/null
-ninja -C "$build" fuzz_gguf fuzz_chat_template fuzz_format >/dev/null
+ninja -C "$build" fuzz_gguf fuzz_chat_template fuzz_format fuzz_runner_json >/dev/null
 
 corpus="$build/corpus"
 mkdir -p "$corpus"
@@ -50,4 +53,12 @@ mkdir -p "$format_corpus"
 cp tests/grammar/fuzz_seeds/* "$format_corpus/"
 echo "fuzz.sh: fuzzing the JSON-schema compiler, its matcher and the tool-call parsers for ${format_seconds}s"
 "$build/bin/fuzz_format" "$format_corpus" -max_total_time="$format_seconds" -max_len=16384 -timeout=20 \
+  -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15
+
+# The runner's request parsers: every endpoint's body, with the Llama 2 vocabulary from ../shared/testdata.
+runner_corpus="$build/corpus-runner"
+mkdir -p "$runner_corpus"
+cp tests/runner/fuzz_seeds/* "$runner_corpus/"
+echo "fuzz.sh: fuzzing the runner's request parsers for ${runner_seconds}s"
+"$build/bin/fuzz_runner_json" "$runner_corpus" -max_total_time="$runner_seconds" -max_len=4096 -timeout=20 \
   -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15
