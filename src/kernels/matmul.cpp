@@ -97,6 +97,13 @@ void matmul_with(const LevelTable& table, const WeightView& w, const float* x, i
     if (!quantize_in_pool) {
       for (int64_t t = 0; t < n_tok; ++t)
         table.vec.quantize_act(w.type, x + t * ldx, buf + static_cast<size_t>(t) * args.xa_row_bytes, w.n_cols);
+    } else {
+      // A run of its own rather than a barrier inside the GEMM's run: slots of
+      // a run() may execute one after the other on one thread.
+      pool.run([&](int ith, int nth) {
+        for (int64_t t = n_tok * ith / nth; t < n_tok * (ith + 1) / nth; ++t)
+          table.vec.quantize_act(w.type, x + t * ldx, buf + static_cast<size_t>(t) * args.xa_row_bytes, w.n_cols);
+      });
     }
   }
 
@@ -117,13 +124,7 @@ void matmul_with(const LevelTable& table, const WeightView& w, const float* x, i
     }
     const int64_t n_chunks = (n_pairs + chunk_pairs - 1) / chunk_pairs;
     std::atomic<int64_t> next{0};
-    pool.run([&](int ith, int nth) {
-      if (quantize_in_pool) {
-        auto* buf = const_cast<uint8_t*>(args.xa);
-        for (int64_t t = n_tok * ith / nth; t < n_tok * (ith + 1) / nth; ++t)
-          table.vec.quantize_act(w.type, x + t * ldx, buf + static_cast<size_t>(t) * args.xa_row_bytes, w.n_cols);
-        pool.barrier();
-      }
+    pool.run([&](int, int) {
       for (;;) {
         const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
         if (c >= n_chunks) break;
@@ -146,13 +147,7 @@ void matmul_with(const LevelTable& table, const WeightView& w, const float* x, i
   const size_t scratch_bytes = use_gemm ? gemm_scratch_bytes(w.n_cols, n_tok) : 0;
   std::atomic<int64_t> next_chunk{0};
 
-  pool.run([&](int ith, int nth) {
-    if (quantize_in_pool) {
-      auto* buf = const_cast<uint8_t*>(args.xa);
-      for (int64_t t = n_tok * ith / nth; t < n_tok * (ith + 1) / nth; ++t)
-        table.vec.quantize_act(w.type, x + t * ldx, buf + static_cast<size_t>(t) * args.xa_row_bytes, w.n_cols);
-      pool.barrier();
-    }
+  pool.run([&](int, int) {
     void* scratch = use_gemm ? t_scratch_buf.ensure(scratch_bytes) : nullptr;
     for (;;) {
       const int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed);

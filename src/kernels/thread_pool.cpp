@@ -106,16 +106,29 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
 
 ThreadPool::~ThreadPool() {
   stop_ = true;
-  generation_.fetch_add(1, std::memory_order_seq_cst);
+  generation_.store(generation_.load(std::memory_order_relaxed) + 2, std::memory_order_seq_cst);
   generation_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_task(int ith) {
+void ThreadPool::run_task(int slot) {
   try {
-    tramp_(ctx_, ith, n_threads_);
+    tramp_(ctx_, slot, n_threads_);
   } catch (...) {
-    errors_[ith] = std::current_exception();
+    errors_[slot] = std::current_exception();
+  }
+  n_done_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void ThreadPool::claim_slots() {
+  // A worker that woke late may claim from the next run() here: the caller
+  // publishes that run's task before resetting next_slot_ (release), which
+  // this fetch_add reads (acquire); and a run_together() sets next_slot_ past
+  // the end first, so nothing is claimed from it.
+  for (;;) {
+    const int s = next_slot_.fetch_add(1, std::memory_order_acq_rel);
+    if (s >= n_threads_) return;
+    run_task(s);
   }
 }
 
@@ -144,25 +157,30 @@ void ThreadPool::worker_main(int ith) {
     }
     seen = g;
     if (stop_) return;
-    run_task(ith);
-    n_pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if ((g & 1) != 0) run_task(ith);  // run_together: this thread's own slot
+    else claim_slots();
   }
 }
 
-void ThreadPool::run_impl(Trampoline tramp, void* ctx) {
+void ThreadPool::run_impl(Trampoline tramp, void* ctx, bool together) {
   if (n_threads_ == 1) {
     tramp(ctx, 0, 1);
     return;
   }
   tramp_ = tramp;
   ctx_ = ctx;
-  n_pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_seq_cst);
+  n_done_.store(0, std::memory_order_relaxed);
+  next_slot_.store(together ? n_threads_ : 0, std::memory_order_release);
+  const uint32_t g = generation_.load(std::memory_order_relaxed);
+  generation_.store(((g >> 1) + 1) << 1 | (together ? 1u : 0u), std::memory_order_seq_cst);
   if (n_sleeping_.load(std::memory_order_seq_cst) > 0) generation_.notify_all();
-  run_task(0);
-  for (int i = 0; n_pending_.load(std::memory_order_acquire) != 0; ++i) {
+  if (together) run_task(0);
+  else claim_slots();
+  // What is left is a slot some worker is running (or, for run_together, a
+  // worker not yet scheduled).
+  for (int i = 0; n_done_.load(std::memory_order_acquire) != n_threads_; ++i) {
     PL_CPU_RELAX();
-    if (i > 1024 && (i & 15) == 0) std::this_thread::yield();  // a worker was descheduled: let it run
+    if (i > 1024 && (i & 15) == 0) std::this_thread::yield();
   }
   for (int i = 0; i < n_threads_; ++i) {
     if (errors_[i]) {

@@ -2,6 +2,7 @@
 // other's writes, barriers order phases, exceptions come back to the caller,
 // and idle workers that went to sleep wake up again.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -62,7 +63,7 @@ TEST(ThreadPool, BarrierOrdersPhases) {
   ThreadPool pool(3);
   std::vector<int> a(3000), b(3000);
   for (int run = 0; run < 300; ++run) {
-    pool.run([&](int ith, int nth) {
+    pool.run_together([&](int ith, int nth) {
       for (size_t i = static_cast<size_t>(ith); i < a.size(); i += static_cast<size_t>(nth)) a[i] = run * 7 + static_cast<int>(i);
       pool.barrier();
       // Read what other threads wrote before the barrier.
@@ -72,6 +73,58 @@ TEST(ThreadPool, BarrierOrdersPhases) {
     });
     for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(b[i], run * 7 + static_cast<int>(a.size() - 1 - i));
   }
+}
+
+TEST(ThreadPool, RunAndRunTogetherInterleave) {
+  ThreadPool pool(3);
+  std::vector<int> a(999), b(999);
+  for (int run = 0; run < 2000; ++run) {
+    std::atomic<int> slots{0};
+    pool.run([&](int ith, int nth) {
+      for (size_t i = static_cast<size_t>(ith); i < a.size(); i += static_cast<size_t>(nth)) a[i] = run + static_cast<int>(i);
+      slots.fetch_add(1 << (4 * ith));
+    });
+    ASSERT_EQ(slots.load(), 0x111);  // every slot exactly once
+    pool.run_together([&](int ith, int nth) {
+      pool.barrier();
+      for (size_t i = static_cast<size_t>(ith); i < b.size(); i += static_cast<size_t>(nth)) b[i] = a[i] + 1;
+    });
+    for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(b[i], run + static_cast<int>(i) + 1);
+  }
+}
+
+// More threads than cores (here: all pinned to one CPU): run() does not wait
+// for workers the OS has not scheduled; the caller claims their slots.
+TEST(ThreadPool, CallerTakesTheSlotsOfUnscheduledWorkers) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &saved)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  long caller_slots = 0, total = 0;
+  {
+    ThreadPool pool(4);  // workers inherit the one-CPU mask
+    const std::thread::id caller = std::this_thread::get_id();
+    const int runs = 2000;
+    for (int r = 0; r < runs; ++r) {
+      std::atomic<int> mine{0}, all{0};
+      pool.run([&](int, int) {
+        all.fetch_add(1);
+        if (std::this_thread::get_id() == caller) mine.fetch_add(1);
+      });
+      ASSERT_EQ(all.load(), 4);
+      caller_slots += mine.load();
+      total += all.load();
+    }
+    // A pool that waited for each worker would run exactly one slot per run here.
+    EXPECT_GT(caller_slots, runs) << caller_slots << " of " << total << " slots ran on the caller";
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
 }
 
 TEST(ThreadPool, ExceptionsReachTheCaller) {
