@@ -171,7 +171,7 @@ json parse_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number beyond double
     fail("malformed JSON: {}", e.what());
   }
   if (!j.is_object()) fail("the request body must be a JSON object, got {}", type_of(j));

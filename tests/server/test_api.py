@@ -138,6 +138,7 @@ def test_ps_fields(server):
 
 @pytest.mark.parametrize("body,status,needle", [
     ("{not json", 400, "invalid JSON"),
+    ('{"model": "stories260k", "prompt": "x", "options": {"seed": 6e6666}}', 400, "invalid JSON"),  # beyond double
     ({"prompt": "x"}, 400, "model"),
     ({"model": "nope", "prompt": "x"}, 404, "not found"),
     ({"model": "stories260k", "prompt": "x", "options": {"temperature": "hot"}}, 400, "temperature"),
