@@ -108,6 +108,7 @@ struct Engine::Impl {
   bool woken = false;
 
   std::map<uint64_t, std::unique_ptr<Job>> jobs;  // engine thread only
+  std::vector<std::pair<std::shared_ptr<EventChannel>, Event>> done_events;  // final events of this step
 
   // The vocabulary as the grammar sees it: built on the first constrained
   // request (a walk over every token), then shared by all of them.
@@ -184,7 +185,14 @@ struct Engine::Impl {
     }
     totals.finished[std::string(finish_reason_name(reason))]++;
     sched.remove(&job.seq);
-    job.ch->push(std::move(e));
+    // Delivered after the step's publish(): a client that has its final event
+    // then never reads stats that still count its sequence as running.
+    done_events.emplace_back(job.ch, std::move(e));
+  }
+
+  void deliver_done() {
+    for (auto& [ch, e] : done_events) ch->push(std::move(e));
+    done_events.clear();
   }
 
   void take_inbox() {
@@ -363,9 +371,11 @@ struct Engine::Impl {
         }
       }
       publish();
+      deliver_done();
     }
     for (auto& [id, job] : jobs) finish(*job, FinishReason::Cancelled, "the engine is shutting down");
     jobs.clear();
+    deliver_done();
     std::lock_guard<std::mutex> lock(inbox_mu);
     for (auto& job : inbox) {
       Event e;
