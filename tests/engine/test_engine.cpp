@@ -3,8 +3,8 @@
 
 #include <thread>
 
-#include "drain.h"
 #include "engine/engine.h"
+#include "engine_test_util.h"
 #include "engine/single_sequence.h"
 #include "model/model.h"
 #include "model/random_model.h"
@@ -17,25 +17,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Loaded {
-  TempDir dir;
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tok;
-};
-
 std::unique_ptr<Loaded> random_model(const std::string& type, int seed = 3) {
-  auto l = std::make_unique<Loaded>();
-  write_random_model(small_model_spec(type, seed), l->dir.file("m.gguf"), 2);
-  l->model = Model::load(l->dir.file("m.gguf"));
-  l->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(l->model->gguf()));
-  return l;
-}
-
-std::unique_ptr<Loaded> stories() {
-  auto l = std::make_unique<Loaded>();
-  l->model = Model::load((kTestdata / "models/stories260K.gguf").string());
-  l->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(l->model->gguf()));
-  return l;
+  return random_model_of(small_model_spec(type, seed));
 }
 
 GenerateRequest greedy(std::vector<int32_t> prompt, int n) {

@@ -9,8 +9,8 @@
 
 #include <thread>
 
-#include "drain.h"
 #include "engine/engine.h"
+#include "engine_test_util.h"
 #include "grammar/grammar.h"
 #include "json_schema_check.h"
 #include "model/model.h"
@@ -25,29 +25,12 @@ using nlohmann::json;
 
 namespace {
 
-struct Loaded {
-  TempDir dir;
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tok;
-};
-
 // A random model with stories260K's vocabulary (real words, digits and
 // punctuation), so that JSON can be spelled with ordinary tokens.
 std::unique_ptr<Loaded> random_model(const std::string& type) {
-  auto l = std::make_unique<Loaded>();
   RandomModelSpec spec = small_model_spec(type, 5);
   spec.vocab_path = (kTestdata / "models/stories260K.gguf").string();
-  write_random_model(spec, l->dir.file("m.gguf"), 2);
-  l->model = Model::load(l->dir.file("m.gguf"));
-  l->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(l->model->gguf()));
-  return l;
-}
-
-std::unique_ptr<Loaded> stories() {
-  auto l = std::make_unique<Loaded>();
-  l->model = Model::load((kTestdata / "models/stories260K.gguf").string());
-  l->tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(l->model->gguf()));
-  return l;
+  return random_model_of(spec);
 }
 
 // Schemas whose every value is bounded (enums, maxLength, maxItems), so that

@@ -14,6 +14,10 @@
 #include <sstream>
 #include <thread>
 
+#include "model/model.h"
+#include "model/random_model.h"
+#include "tokenizer/tokenizer.h"
+
 extern char** environ;
 
 namespace pl::test {
@@ -307,6 +311,18 @@ std::map<std::string, double> metrics(httplib::Client& c) {
   }
   EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4");
   return parse_metrics(r->body);
+}
+
+const Tokenizer& random_model_tokenizer() {
+  static TempDir dir;
+  static std::unique_ptr<Model> model;
+  static std::unique_ptr<Tokenizer> tok;
+  if (!tok) {
+    write_random_model(RandomModelSpec{}, dir.file("m.gguf"), 1);
+    model = Model::load(dir.file("m.gguf"));
+    tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->gguf()));
+  }
+  return *tok;
 }
 
 }  // namespace pl::test

@@ -16,6 +16,10 @@
 
 #include "test_util.h"
 
+namespace pl {
+class Tokenizer;
+}
+
 namespace pl::test {
 
 using nlohmann::json;
@@ -85,5 +89,9 @@ Completion complete(const std::string& url, json body);
 // Metrics text -> {"name{labels}": value}; checks the exposition syntax with gtest assertions.
 std::map<std::string, double> parse_metrics(const std::string& text);
 std::map<std::string, double> metrics(httplib::Client& c);
+
+// The tokenizer of a small random model (synthetic SPM-style vocab with BOS),
+// made once per test binary: for the request parsers' tests.
+const Tokenizer& random_model_tokenizer();
 
 }  // namespace pl::test

@@ -16,19 +16,7 @@ using namespace pl::test;
 
 namespace {
 
-// A tokenizer from a small random model (synthetic SPM-style vocab with BOS).
-const Tokenizer& tokenizer() {
-  static TempDir dir;
-  static std::unique_ptr<Model> model;
-  static std::unique_ptr<Tokenizer> tok;
-  if (!tok) {
-    RandomModelSpec spec;
-    write_random_model(spec, dir.file("m.gguf"), 1);
-    model = Model::load(dir.file("m.gguf"));
-    tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->gguf()));
-  }
-  return *tok;
-}
+const Tokenizer& tokenizer() { return random_model_tokenizer(); }
 
 }  // namespace
 

@@ -16,17 +16,7 @@ using namespace pl::test;
 
 namespace {
 
-const Tokenizer& tokenizer() {
-  static TempDir dir;
-  static std::unique_ptr<Model> model;
-  static std::unique_ptr<Tokenizer> tok;
-  if (!tok) {
-    write_random_model(RandomModelSpec{}, dir.file("m.gguf"), 1);
-    model = Model::load(dir.file("m.gguf"));
-    tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(model->gguf()));
-  }
-  return *tok;
-}
+const Tokenizer& tokenizer() { return random_model_tokenizer(); }
 
 const json kPerson = json::parse(R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 10},
     "pets": {"type": "array", "maxItems": 2, "items": {"enum": ["cat", "dog"]}}, "ok": {"type": "boolean"}},
