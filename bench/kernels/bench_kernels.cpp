@@ -7,14 +7,25 @@
 //                            counters GB/s (weight bytes) and GOP/s (2 ops per MAC)
 //   MatmulPacked/...         the same over weights repacked at load (pack_weights),
 //                            the path the model runs where the level has the kernel
+//   MatmulInCache/<type>/1024x2048/<n_tok>
+//                            packed, the matrix kept in the cores' L2 (every n_tok):
+//                            the kernel's own speed, without DRAM; Gvnni/s counts
+//                            vpdpbusd-equivalents (64 int8 MACs) for VnniPeak
+//   VnniPeak/threads:N       independent vpdpbusd on registers only: the int8
+//                            ceiling of this CPU (Gvnni/s; x128 = int8 GOP/s)
 //   DecodeStep/<model>       all matmuls of one token of a 1.1B TinyLlama-shaped
 //                            model (n_embd 2048, n_ff 5632, 22 layers, 4 KV heads,
 //                            vocab 32000): tok/s and GB/s
 //   PrefillStep/<model>/<n>  the same for a batch of n tokens: tok/s and GOP/s
 //
 // PARALLAMA_CPU=scalar|avx2|avx512 picks the level, PARALLAMA_THREADS the pool
-// size (default: physical cores).
+// size (default: physical cores). On a shared machine the neighbours' load
+// moves single runs by +-30%: use --benchmark_repetitions=N and read the "max"
+// row of a rate counter (the least disturbed run).
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <algorithm>
 
 #include <cstdlib>
 #include <cstring>
@@ -93,11 +104,56 @@ void BM_MemRead(benchmark::State& state) {
 }
 BENCHMARK(BM_MemRead)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols, bool packed) {
+// A statistic for --benchmark_repetitions: the best run of a rate counter.
+double max_of(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
+
+// The most vpdpbusd one thread retires: 12 independent accumulators (more than
+// latency x throughput), operands in registers.
+__attribute__((target("avx512f,avx512vnni"))) int64_t vnni_loop(int64_t n) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+          a9 = a0, a10 = a0, a11 = a0;
+  const __m512i w = _mm512_set1_epi8(3), x = _mm512_set1_epi8(5);
+  for (int64_t i = 0; i < n; ++i) {
+#define PL_VNNI(a) __asm__ volatile("vpdpbusd %1, %2, %0" : "+v"(a) : "v"(w), "v"(x));
+    PL_VNNI(a0) PL_VNNI(a1) PL_VNNI(a2) PL_VNNI(a3) PL_VNNI(a4) PL_VNNI(a5)
+    PL_VNNI(a6) PL_VNNI(a7) PL_VNNI(a8) PL_VNNI(a9) PL_VNNI(a10) PL_VNNI(a11)
+#undef PL_VNNI
+  }
+  __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                               _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
+  alignas(64) int32_t lanes[16];
+  _mm512_store_si512(lanes, s);
+  return lanes[0];
+}
+
+void BM_VnniPeak(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    state.SkipWithError("no AVX-512 VNNI on this CPU");
+    return;
+  }
+  const int n_threads = static_cast<int>(state.range(0));
+  ThreadPool tp(n_threads);
+  constexpr int64_t kIters = 1 << 20;  // x12 instructions per thread
+  int64_t sink = 0;
+  for (auto _ : state) {
+    tp.run_together([&](int ith, int) {  // every thread at once, on its own core
+      const int64_t v = vnni_loop(kIters);
+      if (ith == 0) sink = v;
+    });
+    benchmark::DoNotOptimize(sink);
+  }
+  state.counters["Gvnni/s"] = benchmark::Counter(12.0 * kIters * n_threads * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_VnniPeak)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()
+    ->ComputeStatistics("max", max_of);
+
+void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols, bool packed, bool in_cache) {
   const int64_t n_tok = state.range(0);
   const size_t mat_bytes = pl::row_bytes(t, static_cast<size_t>(cols)) * static_cast<size_t>(rows);
   // Decode-sized calls stream weights from DRAM: cycle through >= 256 MiB of copies.
-  const int64_t n_copies = n_tok == 1 ? std::max<int64_t>(1, static_cast<int64_t>((size_t{256} << 20) / mat_bytes) + 1) : 1;
+  const int64_t n_copies = n_tok == 1 && !in_cache ? std::max<int64_t>(1, static_cast<int64_t>((size_t{256} << 20) / mat_bytes) + 1) : 1;
   Buffer w = alloc(mat_bytes * static_cast<size_t>(n_copies));
   fill_matrix(t, rows, cols, w.get(), 1);
   for (int64_t c = 1; c < n_copies; ++c) std::memcpy(w.get() + c * mat_bytes, w.get(), mat_bytes);
@@ -123,6 +179,9 @@ void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols, boo
                                               benchmark::Counter::kIs1000);
   state.counters["GOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * cols * n_tok) * it,
                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  if (in_cache)
+    state.counters["Gvnni/s"] = benchmark::Counter(static_cast<double>(rows * cols * n_tok) / 64.0 * it,
+                                                   benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
   state.SetLabel(std::string(k::cpu_level_name()) + " x" + std::to_string(pool().size()));
 }
 
@@ -223,12 +282,18 @@ int register_all() {
   for (auto [name, t] : types) {
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {5632, 2048}}) {
       const std::string shape = std::string(name) + "/" + std::to_string(rows) + "x" + std::to_string(cols);
-      benchmark::RegisterBenchmark(("Matmul/" + shape).c_str(), BM_Matmul, t, rows, cols, false)
+      benchmark::RegisterBenchmark(("Matmul/" + shape).c_str(), BM_Matmul, t, rows, cols, false, false)
           ->Arg(1)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
       if (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K)
-        benchmark::RegisterBenchmark(("MatmulPacked/" + shape).c_str(), BM_Matmul, t, rows, cols, true)
+        benchmark::RegisterBenchmark(("MatmulPacked/" + shape).c_str(), BM_Matmul, t, rows, cols, true, false)
             ->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
     }
+    // 1024 x 2048: 0.6-1.1 MB of packed weights, half per core, within L2.
+    if (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K)
+      benchmark::RegisterBenchmark(("MatmulInCache/" + std::string(name) + "/1024x2048").c_str(), BM_Matmul, t,
+                                   int64_t{1024}, int64_t{2048}, true, true)
+          ->Arg(1)->Arg(4)->Arg(8)->Arg(12)->Arg(64)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime()
+          ->ComputeStatistics("max", max_of);
   }
   for (const char* m : {"Q4_0", "Q8_0", "Q4_K_M", "F16"}) {
     benchmark::RegisterBenchmark((std::string("DecodeStep/") + m).c_str(), BM_ModelStep, std::string(m))
