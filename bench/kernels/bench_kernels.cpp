@@ -10,9 +10,11 @@
 //   MatmulInCache/<type>/1024x2048/<n_tok>
 //                            packed, the matrix kept in the cores' L2 (every n_tok):
 //                            the kernel's own speed, without DRAM; Gvnni/s counts
-//                            vpdpbusd-equivalents (64 int8 MACs) for VnniPeak
+//                            vpdpbusd-equivalents (64 int8 MACs) for VnniPeak;
+//                            F16 (the float GEMM) against FmaPeak in GOP/s
 //   VnniPeak/threads:N       independent vpdpbusd on registers only: the int8
 //                            ceiling of this CPU (Gvnni/s; x128 = int8 GOP/s)
+//   FmaPeak/threads:N        the same with vfmadd231ps (Gfma/s; x32 = fp32 GFLOP/s)
 //   DecodeStep/<model>       all matmuls of one token of a 1.1B TinyLlama-shaped
 //                            model (n_embd 2048, n_ff 5632, 22 layers, 4 KV heads,
 //                            vocab 32000): tok/s and GB/s
@@ -107,27 +109,32 @@ BENCHMARK(BM_MemRead)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMill
 // A statistic for --benchmark_repetitions: the best run of a rate counter.
 double max_of(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
 
-// The most vpdpbusd one thread retires: 12 independent accumulators (more than
-// latency x throughput), operands in registers.
-__attribute__((target("avx512f,avx512vnni"))) int64_t vnni_loop(int64_t n) {
+// The most vpdpbusd (or vfmadd231ps) one thread retires: 12 independent
+// accumulators (more than latency x throughput), operands in registers.
+template <bool kFma>
+__attribute__((target("avx512f,avx512vnni"))) float peak_loop(int64_t n) {
   __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
           a9 = a0, a10 = a0, a11 = a0;
   const __m512i w = _mm512_set1_epi8(3), x = _mm512_set1_epi8(5);
   for (int64_t i = 0; i < n; ++i) {
-#define PL_VNNI(a) __asm__ volatile("vpdpbusd %1, %2, %0" : "+v"(a) : "v"(w), "v"(x));
-    PL_VNNI(a0) PL_VNNI(a1) PL_VNNI(a2) PL_VNNI(a3) PL_VNNI(a4) PL_VNNI(a5)
-    PL_VNNI(a6) PL_VNNI(a7) PL_VNNI(a8) PL_VNNI(a9) PL_VNNI(a10) PL_VNNI(a11)
-#undef PL_VNNI
+#define PL_OP(a)                                                                   \
+  if constexpr (kFma) __asm__ volatile("vfmadd231ps %1, %2, %0" : "+v"(a) : "v"(w), "v"(x)); \
+  else __asm__ volatile("vpdpbusd %1, %2, %0" : "+v"(a) : "v"(w), "v"(x));
+    PL_OP(a0) PL_OP(a1) PL_OP(a2) PL_OP(a3) PL_OP(a4) PL_OP(a5)
+    PL_OP(a6) PL_OP(a7) PL_OP(a8) PL_OP(a9) PL_OP(a10) PL_OP(a11)
+#undef PL_OP
   }
   __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
                                _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
   s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
-  alignas(64) int32_t lanes[16];
-  _mm512_store_si512(lanes, s);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, _mm512_castsi512_ps(s));
   return lanes[0];
 }
 
-void BM_VnniPeak(benchmark::State& state) {
+// Gvnni/s (x128 = int8 GOP/s) or, FmaPeak, Gfma/s (x32 = fp32 GFLOP/s).
+template <bool kFma>
+void BM_Peak(benchmark::State& state) {
   if (!__builtin_cpu_supports("avx512vnni")) {
     state.SkipWithError("no AVX-512 VNNI on this CPU");
     return;
@@ -135,19 +142,22 @@ void BM_VnniPeak(benchmark::State& state) {
   const int n_threads = static_cast<int>(state.range(0));
   ThreadPool tp(n_threads);
   constexpr int64_t kIters = 1 << 20;  // x12 instructions per thread
-  int64_t sink = 0;
+  float sink = 0;
   for (auto _ : state) {
     tp.run_together([&](int ith, int) {  // every thread at once, on its own core
-      const int64_t v = vnni_loop(kIters);
+      const float v = peak_loop<kFma>(kIters);
       if (ith == 0) sink = v;
     });
     benchmark::DoNotOptimize(sink);
   }
-  state.counters["Gvnni/s"] = benchmark::Counter(12.0 * kIters * n_threads * static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters[kFma ? "Gfma/s" : "Gvnni/s"] =
+      benchmark::Counter(12.0 * kIters * n_threads * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_VnniPeak)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()
-    ->ComputeStatistics("max", max_of);
+BENCHMARK(BM_Peak<false>)->Name("VnniPeak")->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)
+    ->UseRealTime()->ComputeStatistics("max", max_of);
+BENCHMARK(BM_Peak<true>)->Name("FmaPeak")->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)
+    ->UseRealTime()->ComputeStatistics("max", max_of);
 
 void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols, bool packed, bool in_cache) {
   const int64_t n_tok = state.range(0);
@@ -179,7 +189,7 @@ void BM_Matmul(benchmark::State& state, DType t, int64_t rows, int64_t cols, boo
                                               benchmark::Counter::kIs1000);
   state.counters["GOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * cols * n_tok) * it,
                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
-  if (in_cache)
+  if (in_cache && packed)
     state.counters["Gvnni/s"] = benchmark::Counter(static_cast<double>(rows * cols * n_tok) / 64.0 * it,
                                                    benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
   state.SetLabel(std::string(k::cpu_level_name()) + " x" + std::to_string(pool().size()));
@@ -289,9 +299,10 @@ int register_all() {
             ->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
     }
     // 1024 x 2048: 0.6-1.1 MB of packed weights, half per core, within L2.
-    if (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K)
+    const bool packed = t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K;
+    if (packed || t == DType::F16)
       benchmark::RegisterBenchmark(("MatmulInCache/" + std::string(name) + "/1024x2048").c_str(), BM_Matmul, t,
-                                   int64_t{1024}, int64_t{2048}, true, true)
+                                   int64_t{1024}, int64_t{2048}, packed, true)
           ->Arg(1)->Arg(4)->Arg(8)->Arg(12)->Arg(64)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime()
           ->ComputeStatistics("max", max_of);
   }
