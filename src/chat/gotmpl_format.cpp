@@ -68,38 +68,7 @@ std::string json_float(double d) {
   return f_format(d < 0, digits, exp);
 }
 
-// encoding/json string escaping: HTML-safe (<, >, & as \u003c ...), U+2028/9 escaped, invalid UTF-8 as U+FFFD.
-void json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const size_t b = i;
-    const uint32_t cp = py::decode_utf8(s, i);
-    char buf[8];
-    switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '<': case '>': case '&': case 0x2028: case 0x2029:
-        std::snprintf(buf, sizeof buf, "\\u%04x", cp);
-        out += buf;
-        break;
-      default:
-        if (cp < 0x20) {
-          std::snprintf(buf, sizeof buf, "\\u%04x", cp);
-          out += buf;
-        } else if (cp == 0xFFFD && i - b == 1) {
-          out += "\\ufffd";
-        } else {
-          out.append(s, b, i - b);
-        }
-    }
-  }
-  out += '"';
-}
+void json_string(std::string& out, const std::string& s) { py::append_json_string(out, s, py::JsonDialect::Go); }
 
 void json_value(std::string& out, const Json& j, jinja::Budget& budget) {
   budget.step();

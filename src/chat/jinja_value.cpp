@@ -296,37 +296,7 @@ std::string to_repr(const Value& v, Budget& budget) {
 namespace {
 
 void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const size_t b = i;
-    const uint32_t cp = py::decode_utf8(s, i);
-    char buf[16];
-    switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (cp < 0x20) {
-          std::snprintf(buf, sizeof buf, "\\u%04x", cp);
-          out += buf;
-        } else if (ensure_ascii && cp >= 0x80) {
-          if (cp >= 0x10000) {
-            const uint32_t c = cp - 0x10000;
-            std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF));
-          } else {
-            std::snprintf(buf, sizeof buf, "\\u%04x", cp);
-          }
-          out += buf;
-        } else {
-          out += s.substr(b, i - b);
-        }
-    }
-  }
-  out += '"';
+  py::append_json_string(out, s, ensure_ascii ? py::JsonDialect::PythonAscii : py::JsonDialect::Python);
 }
 
 void json_value(std::string& out, const Value& v, const JsonStyle& st, int level, Budget& budget) {

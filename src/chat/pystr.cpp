@@ -54,6 +54,43 @@ uint32_t decode_utf8(std::string_view s, size_t& i) {
   return cp;
 }
 
+void append_json_string(std::string& out, std::string_view s, JsonDialect dialect) {
+  out += '"';
+  for (size_t i = 0; i < s.size();) {
+    const size_t b = i;
+    const uint32_t cp = decode_utf8(s, i);
+    char buf[16];
+    switch (cp) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      default: break;
+    }
+    const bool go_escaped = dialect == JsonDialect::Go && (cp == '<' || cp == '>' || cp == '&' || cp == 0x2028 || cp == 0x2029);
+    if (cp < 0x20 || go_escaped) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", cp);
+      out += buf;
+    } else if (dialect == JsonDialect::Go && cp == 0xFFFD && i - b == 1) {
+      out += "\\ufffd";
+    } else if (dialect == JsonDialect::PythonAscii && cp >= 0x80) {
+      if (cp >= 0x10000) {
+        const uint32_t c = cp - 0x10000;
+        std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF));
+      } else {
+        std::snprintf(buf, sizeof buf, "\\u%04x", cp);
+      }
+      out += buf;
+    } else {
+      out += s.substr(b, i - b);
+    }
+  }
+  out += '"';
+}
+
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
   if (cp < 0x80) {

@@ -49,6 +49,15 @@ std::string title(std::string_view s);
 // str.capitalize(): the first character upper-cased, the rest lower-cased.
 std::string capitalize(std::string_view s);
 
+// A string as a quoted JSON string. Both dialects escape the quote, the
+// backslash, \n \r \t \b \f and other control characters (\u00XX).
+//   Python: json.dumps; ensure_ascii also writes every non-ASCII code point as
+//           \uXXXX (surrogate pairs above U+FFFF); otherwise bytes pass through.
+//   Go:     encoding/json; HTML-safe (<, >, & as \u003c ...), U+2028/9 escaped,
+//           an invalid UTF-8 byte as \ufffd.
+enum class JsonDialect { Python, PythonAscii, Go };
+void append_json_string(std::string& out, std::string_view s, JsonDialect dialect);
+
 // repr() of a str: quoted with ' (or " when the text has ' and no "), with
 // backslash escapes for the quote, backslash and control characters.
 std::string repr(std::string_view s);

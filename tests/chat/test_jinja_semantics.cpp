@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "chat/jinja.h"
+#include "chat/pystr.h"
 
 namespace {
 
@@ -138,6 +139,22 @@ TEST(JinjaSemantics, MatchesReferenceRendering) {
     SCOPED_TRACE(src);
     EXPECT_EQ(pl::chat::Template::parse(src).render(ctx), want);
   }
+}
+
+// The one JSON string escaper both template engines use, in its three dialects:
+// control characters, an invalid byte, a character outside the BMP, HTML.
+TEST(JsonString, Dialects) {
+  using pl::chat::py::append_json_string;
+  using pl::chat::py::JsonDialect;
+  const std::string s = "a\"\\\n\x01<&>\xff\xe2\x80\xa8\xf0\x9f\x98\x80\xc3\xa9";
+  auto esc = [&](JsonDialect d) {
+    std::string out;
+    append_json_string(out, s, d);
+    return out;
+  };
+  EXPECT_EQ(esc(JsonDialect::Python), "\"a\\\"\\\\\\n\\u0001<&>\xff\xe2\x80\xa8\xf0\x9f\x98\x80\xc3\xa9\"");
+  EXPECT_EQ(esc(JsonDialect::PythonAscii), R"("a\"\\\n\u0001<&>\ufffd\u2028\ud83d\ude00\u00e9")");
+  EXPECT_EQ(esc(JsonDialect::Go), "\"a\\\"\\\\\\n\\u0001\\u003c\\u0026\\u003e\\ufffd\\u2028\xf0\x9f\x98\x80\xc3\xa9\"");
 }
 
 }  // namespace
