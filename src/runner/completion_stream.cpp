@@ -13,8 +13,6 @@ json timings_json(const Timings& t) {
               {"predicted_n", t.n_generated}, {"predicted_ms", t.gen_ms}, {"queue_ms", t.queue_ms}};
 }
 
-std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 CompletionStream::CompletionStream(std::unique_ptr<Request> req, bool stream)
     : req_(std::move(req)), stream_(stream), t_start_(std::chrono::steady_clock::now()) {}
 

@@ -21,13 +21,12 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "http/json_body.h"
 
 namespace pl::runner {
 
 nlohmann::json timings_json(const Timings& t);
-// Serializes a response object (invalid UTF-8, which the detokenizer may
-// produce for odd ids, becomes U+FFFD instead of an exception).
-std::string dump_json(const nlohmann::json& j);
+using http::dump_json;
 
 class CompletionStream {
  public:

@@ -15,26 +15,11 @@ namespace pl::runner {
 
 using nlohmann::json;
 
+using http::field;
+using http::get_bool;
+using http::type_of;
+
 namespace {
-
-// The field's value, or nullptr when it is absent or null (both mean "default").
-const json* field(const json& body, const char* name) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-std::string type_of(const json& v) {
-  if (v.is_number_float()) return "a fractional number";
-  return v.type_name();
-}
-
-bool get_bool(const json& body, const char* name, bool def) {
-  const json* v = field(body, name);
-  if (v == nullptr) return def;
-  if (!v->is_boolean()) fail("field '{}' must be a boolean, got {}", name, type_of(*v));
-  return v->get<bool>();
-}
 
 float get_float(const json& body, const char* name, float def) {
   const json* v = field(body, name);
@@ -166,17 +151,6 @@ std::shared_ptr<const grammar::Format> parse_format(const json& body, std::strin
 }
 
 }  // namespace
-
-json parse_body(const std::string& body) {
-  json j;
-  try {
-    j = json::parse(body);
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number beyond double
-    fail("malformed JSON: {}", e.what());
-  }
-  if (!j.is_object()) fail("the request body must be a JSON object, got {}", type_of(j));
-  return j;
-}
 
 CompletionParams parse_completion(const json& body, const Tokenizer& tok, std::string_view raw_body) {
   CompletionParams p;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "http/json_body.h"
 
 namespace pl {
 class Tokenizer;
@@ -24,8 +25,8 @@ class Tokenizer;
 
 namespace pl::runner {
 
-// Parses a request body: it must be a JSON object.
-nlohmann::json parse_body(const std::string& body);
+// Parses a request body: it must be a JSON object (shared with the server).
+using http::parse_body;
 
 // POST /completion
 struct CompletionParams {

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "kernels/thread_pool.h"
 #include "model/model.h"
+#include "http/http_util.h"
 #include "runner/completion_stream.h"
 #include "runner/json_params.h"
 #include "runner/log.h"
@@ -46,30 +47,11 @@ constexpr const char* kJson = "application/json";
 // How long a streaming response waits for the engine before checking that the client is still there.
 constexpr auto kPollInterval = 100ms;
 
-// An error with its HTTP status, thrown inside handlers (bad input is pl::Error -> 400).
-struct HttpError : std::runtime_error {
-  int status;
-  HttpError(int s, const std::string& msg) : std::runtime_error(msg), status(s) {}
-};
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(dump_json(body), kJson);
-}
-
-void send_error(httplib::Response& res, int status, const std::string& msg) {
-  send_json(res, status, json{{"error", msg}});
-}
-
+using http::HttpError;
+using http::HttpServer;
+using http::send_error;
+using http::send_json;
 using Handler = httplib::Server::Handler;
-
-// httplib 0.11.4 listens with a backlog of 5: when more clients connect at once
-// (every slot of a parallel runner, say) the extra SYNs are dropped and the
-// clients retry a second later. listen() again on the bound socket widens it.
-class HttpServer : public httplib::Server {
- public:
-  bool widen_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
-};
 
 // Every route goes through this: no exception ever reaches the HTTP library.
 Handler guarded(Handler h) {
@@ -368,23 +350,8 @@ void RunnerServer::Impl::routes() {
   svr.Put("/parallel", not_allowed("GET, POST"));
   svr.Delete("/parallel", not_allowed("GET, POST"));
 
-  // Called for every response with status >= 400; fills in a JSON body where a route did not (404).
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 404)
-      send_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
-    else
-      send_error(res, res.status, fmt::format("HTTP error {}", res.status));
-  });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    send_error(res, 500, "internal error: " + what);
+  http::set_json_error_handlers(svr, [](const httplib::Request& req, httplib::Response& res) {
+    send_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
   });
 }
 

@@ -56,7 +56,6 @@ class ThreadPerConnection : public httplib::TaskQueue {
 
 }  // namespace
 
-bool HttpServer::widen_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
 
 void parse_host(const std::string& value, std::string& host, int& port) {
   std::string s = value;
@@ -214,26 +213,11 @@ void Server::Impl::routes() {
   routes_metrics();
   routes_admin();
 
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 404) {
-      if (req.path.rfind("/v1/", 0) == 0)
-        send_openai_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
-      else
-        send_error(res, 404, fmt::format("404 page not found: {} {}", req.method, req.path));
-    } else {
-      send_error(res, res.status, fmt::format("HTTP error {}", res.status));
-    }
-  });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    send_error(res, 500, "internal error: " + what);
+  http::set_json_error_handlers(svr, [](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v1/", 0) == 0)
+      send_openai_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
+    else
+      send_error(res, 404, fmt::format("404 page not found: {} {}", req.method, req.path));
   });
 }
 

@@ -26,11 +26,7 @@ namespace pl::server {
 
 using Clock = std::chrono::steady_clock;
 
-// httplib 0.11.4 listens with a backlog of 5; listen() again on the bound socket widens it.
-class HttpServer : public httplib::Server {
- public:
-  bool widen_backlog();
-};
+using http::HttpServer;
 
 // One streamed generation on a runner: what the runner sends, as pieces.
 struct Piece {

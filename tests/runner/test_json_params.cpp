@@ -81,9 +81,9 @@ TEST(JsonParams, ErrorsNameTheField) {
   auto completion_error = [&](const char* body) {
     return error_of([&] { parse_completion(parse_body(body), tok); });
   };
-  EXPECT_NE(error_of([] { parse_body("{"); }).find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_body("{"); }).find("invalid JSON"), std::string::npos);
   // A number beyond double is nlohmann's out_of_range, not parse_error: still a 400, not a crash (found by fuzzing).
-  EXPECT_NE(error_of([] { parse_body(R"({"content": 6E6666})"); }).find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_body(R"({"content": 6E6666})"); }).find("invalid JSON"), std::string::npos);
   EXPECT_NE(error_of([] { parse_body("3"); }).find("must be a JSON object"), std::string::npos);
   EXPECT_NE(completion_error("{}").find("missing field 'prompt'"), std::string::npos);
   EXPECT_NE(completion_error(R"({"prompt": {"a": 1}})").find("field 'prompt' must be a string or an array"),

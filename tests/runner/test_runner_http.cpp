@@ -416,7 +416,7 @@ TEST(RunnerHttp, BadRequestsGetJsonErrors) {
     EXPECT_NE(res.body["error"].get<std::string>().find(words), std::string::npos)
         << body << " -> " << res.body["error"];
   };
-  expect_400("/completion", "{\"prompt\": \"x\"", "malformed JSON");
+  expect_400("/completion", "{\"prompt\": \"x\"", "invalid JSON");
   expect_400("/completion", "[1, 2]", "JSON object");
   expect_400("/completion", "{}", "missing field 'prompt'");
   expect_400("/completion", R"({"prompt": 42})", "field 'prompt'");
