@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "server/http.h"
+#include "store/store.h"
 
 namespace pl::server {
 
@@ -13,56 +14,11 @@ using nlohmann::json;
 
 namespace {
 
-enum class Kind { Int, Float, Bool, Strings, Ignored };
-
-struct OptionSpec {
-  Kind kind;
-  const char* runner_name;  // nullptr: not passed to the runner
-};
-
-const std::map<std::string, OptionSpec>& option_table() {
-  static const std::map<std::string, OptionSpec> t = {
-      {"temperature", {Kind::Float, "temperature"}},
-      {"top_k", {Kind::Int, "top_k"}},
-      {"top_p", {Kind::Float, "top_p"}},
-      {"min_p", {Kind::Float, "min_p"}},
-      {"seed", {Kind::Int, "seed"}},
-      {"num_predict", {Kind::Int, "n_predict"}},
-      {"stop", {Kind::Strings, "stop"}},
-      {"repeat_penalty", {Kind::Float, "repeat_penalty"}},
-      {"repeat_last_n", {Kind::Int, "repeat_last_n"}},
-      {"presence_penalty", {Kind::Float, "presence_penalty"}},
-      {"frequency_penalty", {Kind::Float, "frequency_penalty"}},
-      {"num_ctx", {Kind::Int, nullptr}},
-      {"num_parallel", {Kind::Int, nullptr}},
-      // Accepted for compatibility; they have no meaning for this engine.
-      {"num_keep", {Kind::Ignored, nullptr}},
-      {"typical_p", {Kind::Ignored, nullptr}},
-      {"tfs_z", {Kind::Ignored, nullptr}},
-      {"mirostat", {Kind::Ignored, nullptr}},
-      {"mirostat_tau", {Kind::Ignored, nullptr}},
-      {"mirostat_eta", {Kind::Ignored, nullptr}},
-      {"penalize_newline", {Kind::Ignored, nullptr}},
-      {"num_batch", {Kind::Ignored, nullptr}},
-      {"num_gpu", {Kind::Ignored, nullptr}},
-      {"main_gpu", {Kind::Ignored, nullptr}},
-      {"num_thread", {Kind::Ignored, nullptr}},
-      {"use_mmap", {Kind::Ignored, nullptr}},
-      {"use_mlock", {Kind::Ignored, nullptr}},
-      {"numa", {Kind::Ignored, nullptr}},
-      {"low_vram", {Kind::Ignored, nullptr}},
-      {"f16_kv", {Kind::Ignored, nullptr}},
-      {"vocab_only", {Kind::Ignored, nullptr}},
-      {"num_gqa", {Kind::Ignored, nullptr}},
-      {"rope_frequency_base", {Kind::Ignored, nullptr}},
-      {"rope_frequency_scale", {Kind::Ignored, nullptr}},
-  };
-  return t;
-}
-
-json check_value(const std::string& name, const OptionSpec& spec, const json& v) {
-  switch (spec.kind) {
-    case Kind::Int: {
+// An option's value in its canonical type; options without an effect pass as they are.
+json check_value(const std::string& name, const store::OllamaOption& spec, const json& v) {
+  if (!spec.effective) return v;
+  switch (spec.type) {
+    case store::OptionType::Int: {
       if (v.is_number_integer()) {
         if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
           fail("option '{}' is out of range: {}", name, v.dump());
@@ -73,21 +29,19 @@ json check_value(const std::string& name, const OptionSpec& spec, const json& v)
         return json(static_cast<int64_t>(v.get<double>()));
       fail("option '{}' must be an integer, got {}", name, v.is_number() ? v.dump() : type_of(v));
     }
-    case Kind::Float:
+    case store::OptionType::Float:
       if (!v.is_number()) fail("option '{}' must be a number, got {}", name, type_of(v));
       return v;
-    case Kind::Bool:
+    case store::OptionType::Bool:
       if (!v.is_boolean()) fail("option '{}' must be a boolean, got {}", name, type_of(v));
       return v;
-    case Kind::Strings: {
+    case store::OptionType::StringList: {
       if (v.is_string()) return json::array({v});
       if (!v.is_array()) fail("option '{}' must be an array of strings, got {}", name, type_of(v));
       for (const auto& s : v)
         if (!s.is_string()) fail("option '{}' must be an array of strings, got an element of type {}", name, type_of(s));
       return v;
     }
-    case Kind::Ignored:
-      return v;
   }
   return v;
 }
@@ -107,7 +61,7 @@ ResolvedOptions resolve_options(const json& model_params, const json* request_op
     for (auto it = request_options->begin(); it != request_options->end(); ++it) merged[it.key()] = it.value();
 
   ResolvedOptions out;
-  const auto& table = option_table();
+  const auto& table = store::ollama_options();
   for (auto it = merged.begin(); it != merged.end(); ++it) {
     if (it.value().is_null()) continue;
     auto spec = table.find(it.key());

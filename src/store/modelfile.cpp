@@ -16,42 +16,6 @@
 namespace pl::store {
 namespace {
 
-// Option names Ollama accepts in PARAMETER lines and request "options", with
-// their JSON types, plus parallama's own num_parallel.
-const std::map<std::string, std::string> kParameterTypes = {
-    {"num_ctx", "int"},
-    {"num_batch", "int"},
-    {"num_gpu", "int"},
-    {"main_gpu", "int"},
-    {"num_thread", "int"},
-    {"num_keep", "int"},
-    {"seed", "int"},
-    {"num_predict", "int"},
-    {"top_k", "int"},
-    {"repeat_last_n", "int"},
-    {"mirostat", "int"},
-    {"num_parallel", "int"},
-    {"top_p", "float"},
-    {"min_p", "float"},
-    {"typical_p", "float"},
-    {"tfs_z", "float"},
-    {"temperature", "float"},
-    {"repeat_penalty", "float"},
-    {"presence_penalty", "float"},
-    {"frequency_penalty", "float"},
-    {"mirostat_tau", "float"},
-    {"mirostat_eta", "float"},
-    {"use_mmap", "bool"},
-    {"use_mlock", "bool"},
-    {"numa", "bool"},
-    {"low_vram", "bool"},
-    {"f16_kv", "bool"},
-    {"vocab_only", "bool"},
-    {"logits_all", "bool"},
-    {"penalize_newline", "bool"},
-    {"stop", "string_list"},
-};
-
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 std::string_view ltrim(std::string_view s) {
@@ -68,10 +32,10 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-const std::string& type_of(const std::string& name) {
-  auto it = kParameterTypes.find(name);
-  if (it == kParameterTypes.end()) fail("unknown parameter '{}'", name);
-  return it->second;
+std::string type_of(const std::string& name) {
+  auto it = ollama_options().find(name);
+  if (it == ollama_options().end()) fail("unknown parameter '{}'", name);
+  return option_type_name(it->second.type);
 }
 
 nlohmann::json parse_typed(const std::string& name, const std::string& type, std::string_view v) {
@@ -135,7 +99,59 @@ std::pair<std::string, std::string_view> split_word(std::string_view s) {
 
 }  // namespace
 
-const std::map<std::string, std::string>& parameter_types() { return kParameterTypes; }
+const std::map<std::string, OllamaOption>& ollama_options() {
+  using T = OptionType;
+  static const std::map<std::string, OllamaOption> t = {
+      // Sampling, passed to the runner (under its own name where it differs).
+      {"temperature", {T::Float, "temperature", true}},
+      {"top_k", {T::Int, "top_k", true}},
+      {"top_p", {T::Float, "top_p", true}},
+      {"min_p", {T::Float, "min_p", true}},
+      {"seed", {T::Int, "seed", true}},
+      {"num_predict", {T::Int, "n_predict", true}},
+      {"stop", {T::StringList, "stop", true}},
+      {"repeat_penalty", {T::Float, "repeat_penalty", true}},
+      {"repeat_last_n", {T::Int, "repeat_last_n", true}},
+      {"presence_penalty", {T::Float, "presence_penalty", true}},
+      {"frequency_penalty", {T::Float, "frequency_penalty", true}},
+      // The server's own: the context per sequence, and parallama's parallelism.
+      {"num_ctx", {T::Int, nullptr, true}},
+      {"num_parallel", {T::Int, nullptr, true}},
+      // Accepted for compatibility; they have no meaning for this engine.
+      {"num_keep", {T::Int, nullptr, false}},
+      {"typical_p", {T::Float, nullptr, false}},
+      {"tfs_z", {T::Float, nullptr, false}},
+      {"mirostat", {T::Int, nullptr, false}},
+      {"mirostat_tau", {T::Float, nullptr, false}},
+      {"mirostat_eta", {T::Float, nullptr, false}},
+      {"penalize_newline", {T::Bool, nullptr, false}},
+      {"num_batch", {T::Int, nullptr, false}},
+      {"num_gpu", {T::Int, nullptr, false}},
+      {"main_gpu", {T::Int, nullptr, false}},
+      {"num_thread", {T::Int, nullptr, false}},
+      {"use_mmap", {T::Bool, nullptr, false}},
+      {"use_mlock", {T::Bool, nullptr, false}},
+      {"numa", {T::Bool, nullptr, false}},
+      {"low_vram", {T::Bool, nullptr, false}},
+      {"f16_kv", {T::Bool, nullptr, false}},
+      {"vocab_only", {T::Bool, nullptr, false}},
+      {"logits_all", {T::Bool, nullptr, false}},
+      {"num_gqa", {T::Int, nullptr, false}},
+      {"rope_frequency_base", {T::Float, nullptr, false}},
+      {"rope_frequency_scale", {T::Float, nullptr, false}},
+  };
+  return t;
+}
+
+const char* option_type_name(OptionType t) {
+  switch (t) {
+    case OptionType::Int: return "int";
+    case OptionType::Float: return "float";
+    case OptionType::Bool: return "bool";
+    case OptionType::StringList: return "string_list";
+  }
+  return "?";
+}
 
 nlohmann::json parse_parameter(const std::string& name, std::string_view value) {
   return parse_typed(name, type_of(name), value);

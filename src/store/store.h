@@ -102,8 +102,18 @@ struct CreateRequest {
 // (num_ctx int, temperature float, stop string list, ...); repeated stop lines
 // add up. Errors are pl::Error "line N: ..." (or "no FROM line in the Modelfile").
 CreateRequest parse_modelfile(std::string_view text);
-// Ollama's option table: name -> "int" | "float" | "bool" | "string_list".
-const std::map<std::string, std::string>& parameter_types();
+// Ollama's option table, for PARAMETER lines and request "options" alike: each
+// option's JSON type, the runner's name for it (nullptr where the server uses
+// it itself or it has no effect here) and whether it has an effect.
+enum class OptionType { Int, Float, Bool, StringList };
+struct OllamaOption {
+  OptionType type;
+  const char* runner_name;
+  bool effective;
+};
+const std::map<std::string, OllamaOption>& ollama_options();
+// "int" | "float" | "bool" | "string_list"
+const char* option_type_name(OptionType t);
 // One PARAMETER value from text: an int/float/bool JSON value, or a one-element
 // array for a string list. pl::Error for an unknown name or a bad value.
 nlohmann::json parse_parameter(const std::string& name, std::string_view value);

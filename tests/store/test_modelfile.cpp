@@ -113,10 +113,12 @@ TEST(Modelfile, NormalizesJsonParameters) {
   EXPECT_EQ(error_of([] { normalize_parameters(json::parse(R"({"use_mmap":1})")); }),
             "parameter 'use_mmap' expects a bool, got 1");
   EXPECT_EQ(error_of([] { normalize_parameters(json::array()); }), "parameters must be a JSON object");
-  // Every name in the table has one of the four types.
-  for (const auto& [name, type] : pl::store::parameter_types())
-    EXPECT_TRUE(type == "int" || type == "float" || type == "bool" || type == "string_list") << name;
-  EXPECT_EQ(pl::store::parameter_types().at("num_parallel"), "int");
+  // The table: every option that has an effect and is not the server's own goes to the runner.
+  for (const auto& [name, opt] : pl::store::ollama_options())
+    EXPECT_TRUE(opt.effective || opt.runner_name == nullptr) << name;
+  EXPECT_EQ(pl::store::ollama_options().at("num_parallel").type, pl::store::OptionType::Int);
+  EXPECT_STREQ(pl::store::ollama_options().at("num_predict").runner_name, "n_predict");
+  EXPECT_STREQ(pl::store::option_type_name(pl::store::ollama_options().at("stop").type), "string_list");
 }
 
 // Random Modelfiles built from real fragments either parse or throw pl::Error; nothing else.
