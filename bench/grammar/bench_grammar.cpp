@@ -16,11 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gguf/gguf.h"
-#include "gguf/gguf_writer.h"
 #include "grammar/grammar.h"
 #include "grammar/token_table.h"
-#include "tokenizer/import_hf.h"
+#include "bench_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -28,32 +26,6 @@ using nlohmann::json;
 using pl::grammar::Constraint;
 
 namespace {
-
-fs::path vocab_dir() {
-  const char* env = std::getenv("PARALLAMA_TESTDATA");
-  return fs::path(env != nullptr ? env : PARALLAMA_TESTDATA) / "vocab";
-}
-
-const pl::Tokenizer* load(const std::string& name) {
-  static std::map<std::string, std::unique_ptr<pl::Tokenizer>> cache;
-  auto it = cache.find(name);
-  if (it != cache.end()) return it->second.get();
-  std::unique_ptr<pl::Tokenizer> tok;
-  const fs::path gguf = vocab_dir() / ("ggml-vocab-" + name + ".gguf");
-  if (fs::exists(gguf)) {
-    tok = std::make_unique<pl::Tokenizer>(pl::Tokenizer::from_gguf(pl::GgufFile::open(gguf.string())));
-  } else if (name == "llama-bpe" && fs::exists(vocab_dir() / "llama3.2-bpe")) {
-    pl::HfBpeImportOptions opt;
-    opt.pre = "llama-bpe";
-    opt.added_tokens = pl::llama3_special_tokens();
-    pl::GgufWriter w;
-    pl::import_hf_bpe_files((vocab_dir() / "llama3.2-bpe/encoder.json").string(),
-                            (vocab_dir() / "llama3.2-bpe/vocab.bpe").string(), opt, w);
-    const auto bytes = w.to_bytes();
-    tok = std::make_unique<pl::Tokenizer>(pl::Tokenizer::from_gguf(pl::GgufFile::parse(bytes)));
-  }
-  return (cache[name] = std::move(tok)).get();
-}
 
 std::shared_ptr<const pl::grammar::TokenTable> table_for(const pl::Tokenizer& tok) {
   static std::map<const pl::Tokenizer*, std::shared_ptr<const pl::grammar::TokenTable>> cache;
@@ -99,11 +71,8 @@ Constraint make_state(const json& format, const pl::grammar::TokenTable& table,
 json parse_format(const char* s) { return std::string(s) == "json" ? json("json") : json::parse(s); }
 
 void BM_Mask(benchmark::State& state, const std::string& vocab, const std::string& scenario) {
-  const pl::Tokenizer* tok = load(vocab);
-  if (tok == nullptr) {
-    state.SkipWithError("vocab not found in testdata");
-    return;
-  }
+  const pl::Tokenizer* tok = pl::bench::vocab_or_skip(state, vocab);
+  if (tok == nullptr) return;
   const auto tp = table_for(*tok);
   const Scenario& sc = scenarios().at(scenario);
   Constraint c = make_state(parse_format(sc.schema), *tp, tp, sc.prefix);
@@ -122,11 +91,8 @@ void BM_Mask(benchmark::State& state, const std::string& vocab, const std::strin
 // First mask at a state never seen with this format: the trie walks that fill
 // the cache (a new schema each iteration, made distinct by a description).
 void BM_MaskCold(benchmark::State& state, const std::string& vocab, const std::string& scenario) {
-  const pl::Tokenizer* tok = load(vocab);
-  if (tok == nullptr) {
-    state.SkipWithError("vocab not found in testdata");
-    return;
-  }
+  const pl::Tokenizer* tok = pl::bench::vocab_or_skip(state, vocab);
+  if (tok == nullptr) return;
   const auto tp = table_for(*tok);
   const Scenario& sc = scenarios().at(scenario);
   std::vector<float> logits(static_cast<size_t>(tok->n_vocab()), 0.0f);
@@ -143,11 +109,8 @@ void BM_MaskCold(benchmark::State& state, const std::string& vocab, const std::s
 }
 
 void BM_Allows(benchmark::State& state, const std::string& vocab, const std::string& scenario) {
-  const pl::Tokenizer* tok = load(vocab);
-  if (tok == nullptr) {
-    state.SkipWithError("vocab not found in testdata");
-    return;
-  }
+  const pl::Tokenizer* tok = pl::bench::vocab_or_skip(state, vocab);
+  if (tok == nullptr) return;
   const auto tp = table_for(*tok);
   const Scenario& sc = scenarios().at(scenario);
   Constraint c = make_state(parse_format(sc.schema), *tp, tp, sc.prefix);
@@ -161,11 +124,8 @@ void BM_Allows(benchmark::State& state, const std::string& vocab, const std::str
 }
 
 void BM_MakeTokenTable(benchmark::State& state, const std::string& vocab) {
-  const pl::Tokenizer* tok = load(vocab);
-  if (tok == nullptr) {
-    state.SkipWithError("vocab not found in testdata");
-    return;
-  }
+  const pl::Tokenizer* tok = pl::bench::vocab_or_skip(state, vocab);
+  if (tok == nullptr) return;
   for (auto _ : state) benchmark::DoNotOptimize(pl::grammar::make_token_table(*tok));
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_vocab.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_writer.h"
 #include "tokenizer/import_hf.h"
@@ -22,11 +23,6 @@
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path vocab_dir() {
-  const char* env = std::getenv("PARALLAMA_TESTDATA");
-  return fs::path(env != nullptr ? env : PARALLAMA_TESTDATA) / "vocab";
-}
 
 // Deterministic mixed text, about `n_bytes` long.
 std::string mixed_text(size_t n_bytes) {
@@ -79,33 +75,9 @@ const std::string& bench_text() {
   return t;
 }
 
-const pl::Tokenizer* load(const std::string& name) {
-  static std::map<std::string, std::unique_ptr<pl::Tokenizer>> cache;
-  auto it = cache.find(name);
-  if (it != cache.end()) return it->second.get();
-  std::unique_ptr<pl::Tokenizer> tok;
-  const fs::path gguf = vocab_dir() / ("ggml-vocab-" + name + ".gguf");
-  if (fs::exists(gguf)) {
-    tok = std::make_unique<pl::Tokenizer>(pl::Tokenizer::from_gguf(pl::GgufFile::open(gguf.string())));
-  } else if (name == "llama-bpe" && fs::exists(vocab_dir() / "llama3.2-bpe")) {
-    pl::HfBpeImportOptions opt;
-    opt.pre = "llama-bpe";
-    opt.added_tokens = pl::llama3_special_tokens();
-    pl::GgufWriter w;
-    pl::import_hf_bpe_files((vocab_dir() / "llama3.2-bpe/encoder.json").string(),
-                            (vocab_dir() / "llama3.2-bpe/vocab.bpe").string(), opt, w);
-    const auto bytes = w.to_bytes();
-    tok = std::make_unique<pl::Tokenizer>(pl::Tokenizer::from_gguf(pl::GgufFile::parse(bytes)));
-  }
-  return (cache[name] = std::move(tok)).get();
-}
-
 void BM_Encode(benchmark::State& state, const std::string& name) {
-  const pl::Tokenizer* tok = load(name);
-  if (tok == nullptr) {
-    state.SkipWithError(("vocab not found: " + name).c_str());
-    return;
-  }
+  const pl::Tokenizer* tok = pl::bench::vocab_or_skip(state, name);
+  if (tok == nullptr) return;
   const std::string& text = bench_text();
   size_t n_tokens = 0;
   for (auto _ : state) {
@@ -119,11 +91,8 @@ void BM_Encode(benchmark::State& state, const std::string& name) {
 }
 
 void BM_Decode(benchmark::State& state, const std::string& name) {
-  const pl::Tokenizer* tok = load(name);
-  if (tok == nullptr) {
-    state.SkipWithError(("vocab not found: " + name).c_str());
-    return;
-  }
+  const pl::Tokenizer* tok = pl::bench::vocab_or_skip(state, name);
+  if (tok == nullptr) return;
   const auto ids = tok->encode(bench_text(), false, false);
   for (auto _ : state) {
     std::string s = tok->decode(ids);
@@ -133,7 +102,7 @@ void BM_Decode(benchmark::State& state, const std::string& name) {
 }
 
 void BM_LoadLlama3Vocab(benchmark::State& state) {
-  const fs::path dir = vocab_dir() / "llama3.2-bpe";
+  const fs::path dir = pl::bench::vocab_dir() / "llama3.2-bpe";
   if (!fs::exists(dir)) {
     state.SkipWithError("llama3.2-bpe not found");
     return;
