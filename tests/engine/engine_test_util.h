@@ -48,6 +48,16 @@ struct Result {
   Event last;  // the final event (done)
 };
 
+// An engine configuration for the tests: 2 threads.
+inline EngineConfig cfg(int parallel, int n_ctx, int n_batch = 512) {
+  EngineConfig c;
+  c.n_parallel = parallel;
+  c.n_ctx = n_ctx;
+  c.n_batch = n_batch;
+  c.n_threads = 2;
+  return c;
+}
+
 inline Result drain(Request& r) {
   Result out;
   Event e;

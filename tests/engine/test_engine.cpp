@@ -45,15 +45,6 @@ void wait_idle(const Engine& e) {
     std::this_thread::sleep_for(1ms);
 }
 
-EngineConfig cfg(int parallel, int n_ctx, int n_batch = 512) {
-  EngineConfig c;
-  c.n_parallel = parallel;
-  c.n_ctx = n_ctx;
-  c.n_batch = n_batch;
-  c.n_threads = 2;
-  return c;
-}
-
 // Each prompt alone at parallel 1, then all at once at parallel 8 (some arriving
 // while others decode, prompts chunked by a small batch): same tokens.
 void check_batched_equals_alone(Loaded& l, int n_gen) {

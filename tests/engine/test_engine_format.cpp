@@ -57,15 +57,6 @@ std::vector<json> schemas() {
   };
 }
 
-EngineConfig cfg(int parallel, int n_ctx, int n_batch = 512) {
-  EngineConfig c;
-  c.n_parallel = parallel;
-  c.n_ctx = n_ctx;
-  c.n_batch = n_batch;
-  c.n_threads = 2;
-  return c;
-}
-
 // Greedy (seed < 0) or seeded sampling at temperature 1, constrained by `schema`.
 GenerateRequest constrained(std::vector<int32_t> prompt, const json& schema, int seed = -1, int n_predict = 400) {
   GenerateRequest g;
