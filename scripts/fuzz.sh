@@ -21,6 +21,15 @@ CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithD
   -DPARALLAMA_FUZZ=ON -DPARALLAMA_TESTS=OFF -DPARALLAMA_BENCH=OFF -DPARALLAMA_SANITIZE=ON >/dev/null
 ninja -C "$build" fuzz_gguf fuzz_chat_template fuzz_format fuzz_runner_json >/dev/null
 
+# fuzz TARGET CORPUS SECONDS WHAT [libFuzzer flags...]: one bounded run, its final stats printed.
+# A crash fails the script (pipefail): libFuzzer exits non-zero and leaves the input in the current folder.
+fuzz() {
+  local target=$1 dir=$2 secs=$3 what=$4
+  shift 4
+  echo "fuzz.sh: fuzzing $what for ${secs}s"
+  "$build/bin/$target" "$dir" -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 "$@" 2>&1 | tail -n 15
+}
+
 corpus="$build/corpus"
 mkdir -p "$corpus"
 testdata=../shared/testdata
@@ -35,30 +44,24 @@ else
 fi
 # Inputs that once failed stay in the corpus for good.
 cp tests/gguf/fuzz_regressions/* "$corpus/"
-echo "fuzz.sh: fuzzing the GGUF reader for ${gguf_seconds}s"
-"$build/bin/fuzz_gguf" "$corpus" -max_total_time="$gguf_seconds" -max_len=1200000 -rss_limit_mb=2048 \
-  -print_final_stats=1 2>&1 | tail -n 15
+fuzz fuzz_gguf "$corpus" "$gguf_seconds" "the GGUF reader" -max_len=1200000
 
 # Chat templates: the real templates of the tests and small seeds of each feature.
 chat_corpus="$build/corpus-chat"
 mkdir -p "$chat_corpus"
 cp tests/chat/templates/* tests/chat/fuzz_seeds/*.jinja tests/chat/fuzz_seeds/*.gotmpl "$chat_corpus/"
-echo "fuzz.sh: fuzzing the chat template engines for ${chat_seconds}s"
-"$build/bin/fuzz_chat_template" "$chat_corpus" -dict=tests/chat/fuzz_seeds/chat_template.dict \
-  -max_total_time="$chat_seconds" -max_len=16384 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15
+fuzz fuzz_chat_template "$chat_corpus" "$chat_seconds" "the chat template engines" \
+  -dict=tests/chat/fuzz_seeds/chat_template.dict -max_len=16384
 
 # Structured output: JSON schemas (each seed: a schema, a NUL byte, a text to match) and tool-call outputs.
 format_corpus="$build/corpus-format"
 mkdir -p "$format_corpus"
 cp tests/grammar/fuzz_seeds/* "$format_corpus/"
-echo "fuzz.sh: fuzzing the JSON-schema compiler, its matcher and the tool-call parsers for ${format_seconds}s"
-"$build/bin/fuzz_format" "$format_corpus" -max_total_time="$format_seconds" -max_len=16384 -timeout=20 \
-  -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15
+fuzz fuzz_format "$format_corpus" "$format_seconds" "the JSON-schema compiler, its matcher and the tool-call parsers" \
+  -max_len=16384 -timeout=20
 
 # The runner's request parsers: every endpoint's body, with the Llama 2 vocabulary from ../shared/testdata.
 runner_corpus="$build/corpus-runner"
 mkdir -p "$runner_corpus"
 cp tests/runner/fuzz_seeds/* "$runner_corpus/"
-echo "fuzz.sh: fuzzing the runner's request parsers for ${runner_seconds}s"
-"$build/bin/fuzz_runner_json" "$runner_corpus" -max_total_time="$runner_seconds" -max_len=4096 -timeout=20 \
-  -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 15
+fuzz fuzz_runner_json "$runner_corpus" "$runner_seconds" "the runner's request parsers" -max_len=4096 -timeout=20
