@@ -12,7 +12,7 @@ using nlohmann::json;
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(dump_json(body), "application/json; charset=utf-8");
+  res.set_content(dump_json(body), kJsonContentType);
 }
 
 void send_error(httplib::Response& res, int status, const std::string& msg) {

@@ -16,7 +16,9 @@ struct HttpError : std::runtime_error {
   HttpError(int s, const std::string& msg) : std::runtime_error(msg), status(s) {}
 };
 
-// application/json; charset=utf-8, serialized with dump_json.
+inline constexpr const char* kJsonContentType = "application/json; charset=utf-8";
+
+// A JSON response (kJsonContentType), serialized with dump_json.
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 // Ollama's (and the runner's) error shape: {"error": "..."}.
 void send_error(httplib::Response& res, int status, const std::string& msg);

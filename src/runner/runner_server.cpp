@@ -43,7 +43,6 @@ LoadedModel load_model_file(const std::string& path) {
 
 namespace {
 
-constexpr const char* kJson = "application/json";
 // How long a streaming response waits for the engine before checking that the client is still there.
 constexpr auto kPollInterval = 100ms;
 
@@ -189,7 +188,7 @@ void RunnerServer::Impl::completion(const httplib::Request& req, httplib::Respon
   // final {"error": ...} line.
   res.status = 200;
   res.set_chunked_content_provider(
-      p.stream ? "application/x-ndjson" : kJson,
+      p.stream ? "application/x-ndjson" : http::kJsonContentType,
       [this, stream, open](size_t, httplib::DataSink& sink) {
         try {
           if (stopping.load() && !stream->finished()) {

@@ -26,7 +26,7 @@ std::string error_text(const std::string& body) {
 Generation::Generation(std::unique_ptr<sched::Lease> lease, const std::string& path, const json& body,
                        Clock::time_point t_arrival, Metrics* metrics)
     : lease_(std::move(lease)),
-      call_(lease_->port(), path, dump(body)),
+      call_(lease_->port(), path, dump_json(body)),
       t_arrival_(t_arrival),
       timer_(metrics, lease_->key(), t_arrival) {
   const int status = call_.status();
@@ -162,7 +162,7 @@ void stream_response(httplib::Response& res, const char* content_type, std::shar
 
 EmbedResult run_embeddings(sched::Lease& lease, const std::vector<std::string>& inputs, int num_ctx, bool truncate) {
   json body{{"content", inputs}, {"truncate", truncate}, {"n_ctx", num_ctx}};
-  RunnerReply r = runner_post(lease.port(), "/embedding", dump(body));
+  RunnerReply r = runner_post(lease.port(), "/embedding", dump_json(body));
   if (r.status == 0) {
     std::string why = lease.runner_exit_reason();
     throw HttpError(500, why.empty() ? "lost the connection to the model runner: " + r.error : why);

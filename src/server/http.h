@@ -15,7 +15,8 @@
 namespace pl::server {
 
 // Shared with the runner (src/http): HttpError, send_json, send_error
-// (Ollama's shape {"error": "..."}), parse_body and the field accessors.
+// (Ollama's shape {"error": "..."}), dump_json, parse_body and the field accessors.
+using http::dump_json;
 using http::field;
 using http::get_bool;
 using http::get_string;
@@ -24,8 +25,6 @@ using http::parse_body;
 using http::send_error;
 using http::send_json;
 using http::type_of;
-// Serializes a response object (invalid UTF-8 becomes U+FFFD rather than an exception).
-inline std::string dump(const nlohmann::json& j) { return http::dump_json(j); }
 // OpenAI's error shape: {"error": {"message", "type", "param", "code"}}.
 void send_openai_error(httplib::Response& res, int status, const std::string& msg);
 nlohmann::json openai_error(int status, const std::string& msg);

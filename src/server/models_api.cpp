@@ -205,7 +205,7 @@ void Server::Impl::routes_models() {
     }
     if (statuses.empty() || statuses.back() != "success") statuses.push_back("success");
     std::string out;
-    for (const auto& s : statuses) out += dump(json{{"status", s}}) + "\n";
+    for (const auto& s : statuses) out += dump_json(json{{"status", s}}) + "\n";
     res.status = 200;
     res.set_content(out, "application/x-ndjson");
   }));
@@ -266,7 +266,7 @@ void Server::Impl::routes_models() {
       return;
     }
     std::string out;
-    for (const auto& s : statuses) out += dump(json{{"status", s}}) + "\n";
+    for (const auto& s : statuses) out += dump_json(json{{"status", s}}) + "\n";
     res.set_content(out, "application/x-ndjson");
   }));
 

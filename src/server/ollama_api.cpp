@@ -59,8 +59,8 @@ void respond(httplib::Response& res, const std::shared_ptr<Generation>& gen, boo
   };
   if (stream) {
     stream_response(res, "application/x-ndjson", gen, [object](const Piece& p) {
-      if (p.kind == Piece::Kind::Error) return dump(json{{"error", p.error}}) + "\n";
-      return dump(object(p, p.content)) + "\n";
+      if (p.kind == Piece::Kind::Error) return dump_json(json{{"error", p.error}}) + "\n";
+      return dump_json(object(p, p.content)) + "\n";
     });
     return;
   }
@@ -97,11 +97,11 @@ void respond_with_tools(httplib::Response& res, const std::shared_ptr<Generation
   if (stream) {
     auto text = std::make_shared<std::string>();
     stream_response(res, "application/x-ndjson", gen, [=](const Piece& p) -> std::string {
-      if (p.kind == Piece::Kind::Error) return dump(json{{"error", p.error}}) + "\n";
+      if (p.kind == Piece::Kind::Error) return dump_json(json{{"error", p.error}}) + "\n";
       *text += p.content;
       if (p.kind != Piece::Kind::Done) return "";
       json first{{"model", model}, {"created_at", now_rfc3339()}, {"message", message_of(*text)}, {"done", false}};
-      return dump(first) + "\n" + dump(done_object(p, json{{"role", "assistant"}, {"content", ""}})) + "\n";
+      return dump_json(first) + "\n" + dump_json(done_object(p, json{{"role", "assistant"}, {"content", ""}})) + "\n";
     });
     return;
   }

@@ -49,7 +49,7 @@ json usage_json(const Piece& done) {
   return json{{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
 }
 
-std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
+std::string sse(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
 
 // base64 of the little-endian float32 bytes (OpenAI's encoding_format "base64").
 std::string base64_floats(const std::vector<float>& v) {

@@ -32,28 +32,28 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-std::string type_of(const std::string& name) {
+OptionType type_of(const std::string& name) {
   auto it = ollama_options().find(name);
   if (it == ollama_options().end()) fail("unknown parameter '{}'", name);
-  return option_type_name(it->second.type);
+  return it->second.type;
 }
 
-nlohmann::json parse_typed(const std::string& name, const std::string& type, std::string_view v) {
-  if (type == "int") {
+nlohmann::json parse_typed(const std::string& name, OptionType type, std::string_view v) {
+  if (type == OptionType::Int) {
     int64_t x = 0;
     auto r = std::from_chars(v.data(), v.data() + v.size(), x);
     if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size())
       fail("parameter '{}' expects an integer, got '{}'", name, v);
     return x;
   }
-  if (type == "float") {
+  if (type == OptionType::Float) {
     double x = 0;
     auto r = std::from_chars(v.data(), v.data() + v.size(), x);
     if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || !std::isfinite(x))
       fail("parameter '{}' expects a number, got '{}'", name, v);
     return x;
   }
-  if (type == "bool") {
+  if (type == OptionType::Bool) {
     // The spellings Go's strconv.ParseBool takes, since Ollama's files use them.
     if (v == "true" || v == "True" || v == "TRUE" || v == "t" || v == "T" || v == "1") return true;
     if (v == "false" || v == "False" || v == "FALSE" || v == "f" || v == "F" || v == "0") return false;
@@ -161,23 +161,24 @@ nlohmann::json normalize_parameters(const nlohmann::json& params) {
   if (!params.is_object()) fail("parameters must be a JSON object");
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [name, v] : params.items()) {
-    const std::string& type = type_of(name);
+    const OptionType type = type_of(name);
     if (v.is_null()) continue;
     if (v.is_string()) {
       out[name] = parse_typed(name, type, v.get<std::string>());
-    } else if (type == "int" && v.is_number()) {
+    } else if (type == OptionType::Int && v.is_number()) {
       double d = v.get<double>();
       if (!v.is_number_integer() && d != std::floor(d)) fail("parameter '{}' expects an integer, got {}", name, v.dump());
       out[name] = v.is_number_integer() ? v : nlohmann::json(static_cast<int64_t>(d));
-    } else if (type == "float" && v.is_number()) {
+    } else if (type == OptionType::Float && v.is_number()) {
       out[name] = v.get<double>();
-    } else if (type == "bool" && v.is_boolean()) {
+    } else if (type == OptionType::Bool && v.is_boolean()) {
       out[name] = v;
-    } else if (type == "string_list" && v.is_array() &&
+    } else if (type == OptionType::StringList && v.is_array() &&
                std::all_of(v.begin(), v.end(), [](const nlohmann::json& s) { return s.is_string(); })) {
       out[name] = v;
     } else {
-      fail("parameter '{}' expects {}, got {}", name, type == "string_list" ? "a list of strings" : "a " + type,
+      fail("parameter '{}' expects {}, got {}", name,
+           type == OptionType::StringList ? std::string("a list of strings") : std::string("a ") + option_type_name(type),
            v.dump());
     }
   }
