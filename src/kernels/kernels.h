@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "gguf/dtype.h"
@@ -91,6 +92,19 @@ std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads =
 // use x as is. Runs on all pool threads; no allocation in steady state.
 void matmul(const WeightView& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
             ThreadPool& pool);
+
+// One output of matmul_multi: y[t * ldy + r] for the rows of *w.
+struct MatmulOutput {
+  const WeightView* w;
+  float* y;
+  int64_t ldy;
+};
+// matmul for up to 4 matrices over the same input (a layer's Q/K/V, gate/up),
+// all with x's n_cols. Where their kernels take the same activations, x is
+// converted once and the matrices' rows share one parallel run: fewer
+// conversions and pool dispatches, and the small ones (K, V) balance with the
+// large. Each output equals what matmul gives for its matrix alone, bit for bit.
+void matmul_multi(std::span<const MatmulOutput> outs, const float* x, int64_t ldx, int64_t n_tok, ThreadPool& pool);
 
 // ---- vector helpers (single-threaded; same dispatch) ----
 void fp16_to_fp32_row(const uint16_t* src, float* dst, int64_t n);

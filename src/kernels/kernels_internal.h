@@ -135,5 +135,7 @@ void unpack_groups(const PackedWeights& p, uint8_t* dst);
 // matmul with an explicit table (tests compare levels on the same inputs).
 void matmul_with(const LevelTable& table, const WeightView& w, const float* x, int64_t ldx, int64_t n_tok,
                  float* y, int64_t ldy, ThreadPool& pool);
+void matmul_multi_with(const LevelTable& table, std::span<const MatmulOutput> outs, const float* x, int64_t ldx,
+                       int64_t n_tok, ThreadPool& pool);
 
 }  // namespace pl::kernels::detail

@@ -9,6 +9,7 @@
 // element on top of the weights' own quantization. Integer sums are exact;
 // levels differ from the scalar reference only in float summation order.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -61,17 +62,80 @@ size_t gemm_scratch_bytes(int64_t n_cols, int64_t n_tok) {
   return std::max<size_t>(static_cast<size_t>(n_cols) * (4 * 40 + 48) + 128 * 1024, (8 * 32 * 256 + (12 + 16) * 272) * 4);
 }
 
-void matmul_with(const LevelTable& table, const WeightView& w, const float* x, int64_t ldx, int64_t n_tok,
-                 float* y, int64_t ldy, ThreadPool& pool) {
-  const TypeTraits* tr = table.traits(w.type);
-  if (tr == nullptr) fail("matmul: weight type {} is not supported", dtype_name(w.type));
+namespace {
+
+void check_shape(const WeightView& w, int64_t ldx, int64_t n_tok, int64_t ldy) {
   const int64_t bs = block_elems(w.type);
   if (w.n_cols <= 0 || w.n_cols % bs != 0)
     fail("matmul: n_cols {} is not a positive multiple of the {} block size {}", w.n_cols, dtype_name(w.type), bs);
   if (w.n_rows < 0 || n_tok < 0 || ldx < w.n_cols || ldy < w.n_rows)
     fail("matmul: bad shape (n_rows {}, n_cols {}, n_tok {}, ldx {}, ldy {})", w.n_rows, w.n_cols, n_tok, ldx, ldy);
-  if (n_tok == 0 || w.n_rows == 0) return;
+}
 
+// The activations in the kernels' format: x itself for float weights, else
+// quantized once into this thread's buffer (over the pool when large).
+struct Activations {
+  const uint8_t* data;
+  size_t row_bytes;
+};
+
+Activations prepare_activations(const LevelTable& table, DType wt, ActFormat act, const float* x, int64_t ldx,
+                                int64_t n_cols, int64_t n_tok, ThreadPool& pool) {
+  if (act == ActFormat::F32) return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(ldx) * sizeof(float)};
+  // An odd number of cache lines per row: with a power-of-two-ish stride the
+  // tokens of a tile would share a few L1 sets.
+  size_t rb = (act_row_bytes(act, n_cols) + 63) / 64 * 64;
+  if ((rb / 64) % 2 == 0) rb += 64;
+  auto* buf = static_cast<uint8_t*>(t_act_buf.ensure(rb * static_cast<size_t>(n_tok)));
+  if (pool.size() == 1 || n_tok == 1 || n_tok * n_cols < kParallelQuantizeElems) {
+    for (int64_t t = 0; t < n_tok; ++t) table.vec.quantize_act(wt, x + t * ldx, buf + static_cast<size_t>(t) * rb, n_cols);
+  } else {
+    // A run of its own rather than a barrier inside the GEMM's run: slots of
+    // a run() may execute one after the other on one thread.
+    pool.run([&](int ith, int nth) {
+      for (int64_t t = n_tok * ith / nth; t < n_tok * (ith + 1) / nth; ++t)
+        table.vec.quantize_act(wt, x + t * ldx, buf + static_cast<size_t>(t) * rb, n_cols);
+    });
+  }
+  return {buf, rb};
+}
+
+// How a packed matrix is cut into the chunks the threads claim (units of
+// pairs of groups, the kernels' row tile). Small batches stream the weights:
+// a few long contiguous chunks per thread. Large batches reuse each chunk's
+// weights for every token tile: chunks sized to stay in L2.
+struct PackedPlan {
+  PackedGemmArgs args;
+  PackedGemmFn fn;
+  int64_t chunk_pairs;
+  int64_t n_chunks;
+};
+
+PackedPlan plan_packed(const TypeTraits& tr, const WeightView& w, const Activations& xa, int64_t n_tok, float* y,
+                       int64_t ldy, int n_threads) {
+  const PackedWeights& pw = *w.packed;
+  PL_CHECK(pw.type == w.type && pw.n_rows == w.n_rows && pw.n_cols == w.n_cols, "matmul: packed weights do not match the view");
+  const int64_t n_pairs = (pw.n_groups + 1) / 2;
+  const int64_t per_thread = (n_pairs + n_threads - 1) / n_threads;
+  int64_t chunk_pairs = std::max<int64_t>(1, (per_thread + 3) / 4);
+  if (n_tok > 16) {
+    constexpr int64_t kL2Chunk = 384 * 1024;
+    chunk_pairs = std::clamp<int64_t>(kL2Chunk / static_cast<int64_t>(2 * pw.group_bytes), 1,
+                                      std::max<int64_t>(1, (per_thread + 1) / 2));
+  }
+  PackedGemmArgs a{pw.data.get(), pw.group_bytes, w.n_rows, w.n_cols, xa.data, xa.row_bytes, n_tok, y, ldy};
+  return {a, tr.gemm_packed, chunk_pairs, (n_pairs + chunk_pairs - 1) / chunk_pairs};
+}
+
+void run_chunk(const PackedPlan& p, int64_t c) {
+  const int64_t n_groups = (p.args.n_rows + kPackRows - 1) / kPackRows;
+  const int64_t g0 = 2 * c * p.chunk_pairs, g1 = std::min(n_groups, g0 + 2 * p.chunk_pairs);
+  p.fn(p.args, g0, g1);
+}
+
+// The unpacked paths: tiled GEMM on row chunks, or vec_dot per (row, token).
+void matmul_unpacked(const TypeTraits& tr, const WeightView& w, const Activations& xa, int64_t n_tok, float* y,
+                     int64_t ldy, ThreadPool& pool) {
   GemmArgs args;
   args.w = static_cast<const uint8_t*>(w.data);
   args.w_row_bytes = row_bytes(w.type, static_cast<size_t>(w.n_cols));
@@ -80,63 +144,11 @@ void matmul_with(const LevelTable& table, const WeightView& w, const float* x, i
   args.n_tok = n_tok;
   args.y = y;
   args.ldy = ldy;
+  args.xa = xa.data;
+  args.xa_row_bytes = xa.row_bytes;
 
-  const bool quantize = tr->act != ActFormat::F32;
-  bool quantize_in_pool = false;
-  if (!quantize) {
-    args.xa = reinterpret_cast<const uint8_t*>(x);
-    args.xa_row_bytes = static_cast<size_t>(ldx) * sizeof(float);
-  } else {
-    // An odd number of cache lines per row: with a power-of-two-ish stride the
-    // tokens of a tile would share a few L1 sets.
-    args.xa_row_bytes = (act_row_bytes(tr->act, w.n_cols) + 63) / 64 * 64;
-    if ((args.xa_row_bytes / 64) % 2 == 0) args.xa_row_bytes += 64;
-    auto* buf = static_cast<uint8_t*>(t_act_buf.ensure(args.xa_row_bytes * static_cast<size_t>(n_tok)));
-    args.xa = buf;
-    quantize_in_pool = pool.size() > 1 && n_tok > 1 && n_tok * w.n_cols >= kParallelQuantizeElems;
-    if (!quantize_in_pool) {
-      for (int64_t t = 0; t < n_tok; ++t)
-        table.vec.quantize_act(w.type, x + t * ldx, buf + static_cast<size_t>(t) * args.xa_row_bytes, w.n_cols);
-    } else {
-      // A run of its own rather than a barrier inside the GEMM's run: slots of
-      // a run() may execute one after the other on one thread.
-      pool.run([&](int ith, int nth) {
-        for (int64_t t = n_tok * ith / nth; t < n_tok * (ith + 1) / nth; ++t)
-          table.vec.quantize_act(w.type, x + t * ldx, buf + static_cast<size_t>(t) * args.xa_row_bytes, w.n_cols);
-      });
-    }
-  }
-
-  if (w.packed != nullptr && tr->gemm_packed != nullptr) {
-    const PackedWeights& pw = *w.packed;
-    PL_CHECK(pw.type == w.type && pw.n_rows == w.n_rows && pw.n_cols == w.n_cols, "matmul: packed weights do not match the view");
-    PackedGemmArgs pa{pw.data.get(), pw.group_bytes, w.n_rows, w.n_cols, args.xa, args.xa_row_bytes, n_tok, y, ldy};
-    // Work in pairs of groups (the kernels' row tile). Small batches stream the
-    // weights: a few long contiguous chunks per thread. Large batches reuse each
-    // chunk's weights for every token tile: chunks sized to stay in L2.
-    const int64_t n_pairs = (pw.n_groups + 1) / 2;
-    const int64_t per_thread = (n_pairs + pool.size() - 1) / pool.size();
-    int64_t chunk_pairs = std::max<int64_t>(1, (per_thread + 3) / 4);
-    if (n_tok > 16) {
-      constexpr int64_t kL2Chunk = 384 * 1024;
-      chunk_pairs = std::clamp<int64_t>(kL2Chunk / static_cast<int64_t>(2 * pw.group_bytes), 1,
-                                        std::max<int64_t>(1, (per_thread + 1) / 2));
-    }
-    const int64_t n_chunks = (n_pairs + chunk_pairs - 1) / chunk_pairs;
-    std::atomic<int64_t> next{0};
-    pool.run([&](int, int) {
-      for (;;) {
-        const int64_t c = next.fetch_add(1, std::memory_order_relaxed);
-        if (c >= n_chunks) break;
-        const int64_t g0 = 2 * c * chunk_pairs, g1 = std::min(pw.n_groups, g0 + 2 * chunk_pairs);
-        tr->gemm_packed(pa, g0, g1);
-      }
-    });
-    return;
-  }
-
-  const bool use_gemm = n_tok >= tr->gemm_min_tok;
-  const int64_t align = use_gemm ? std::max(tr->row_align, 1) : 1;
+  const bool use_gemm = n_tok >= tr.gemm_min_tok;
+  const int64_t align = use_gemm ? std::max(tr.row_align, 1) : 1;
   // Enough chunks for the threads to balance (others may share the cores),
   // few enough that per-chunk setup stays negligible.
   const int64_t n_units = (w.n_rows + align - 1) / align;
@@ -154,16 +166,87 @@ void matmul_with(const LevelTable& table, const WeightView& w, const float* x, i
       if (c >= n_chunks) break;
       const int64_t r0 = c * chunk_rows, r1 = std::min(w.n_rows, r0 + chunk_rows);
       if (use_gemm) {
-        tr->gemm(args, r0, r1, scratch);
+        tr.gemm(args, r0, r1, scratch);
       } else {
         for (int64_t r = r0; r < r1; ++r) {
           const uint8_t* wr = args.w + static_cast<size_t>(r) * args.w_row_bytes;
           for (int64_t t = 0; t < n_tok; ++t)
-            y[t * ldy + r] = tr->vec_dot(w.n_cols, wr, args.xa + static_cast<size_t>(t) * args.xa_row_bytes);
+            y[t * ldy + r] = tr.vec_dot(w.n_cols, wr, args.xa + static_cast<size_t>(t) * args.xa_row_bytes);
         }
       }
     }
   });
+}
+
+const TypeTraits& traits_of(const LevelTable& table, const WeightView& w) {
+  const TypeTraits* tr = table.traits(w.type);
+  if (tr == nullptr) fail("matmul: weight type {} is not supported", dtype_name(w.type));
+  return *tr;
+}
+
+bool uses_packed(const TypeTraits& tr, const WeightView& w) { return w.packed != nullptr && tr.gemm_packed != nullptr; }
+
+}  // namespace
+
+void matmul_multi_with(const LevelTable& table, std::span<const MatmulOutput> outs, const float* x, int64_t ldx,
+                       int64_t n_tok, ThreadPool& pool) {
+  if (outs.empty()) return;
+  const WeightView& w0 = *outs[0].w;
+  const TypeTraits& tr0 = traits_of(table, w0);
+  // One conversion of x and one parallel run for all the matrices when their
+  // packed kernels take the same activations (same format and zero-point);
+  // otherwise each matrix on its own.
+  bool shared = true;
+  for (const MatmulOutput& o : outs) {
+    const TypeTraits& tr = traits_of(table, *o.w);
+    check_shape(*o.w, ldx, n_tok, o.ldy);
+    if (o.w->n_cols != w0.n_cols)
+      fail("matmul: matrices over one input must have the same n_cols ({} vs {})", o.w->n_cols, w0.n_cols);
+    shared = shared && uses_packed(tr, *o.w) && tr.act == tr0.act && act_offset(o.w->type) == act_offset(w0.type);
+  }
+  if (n_tok == 0) return;
+  if (!shared) {
+    for (const MatmulOutput& o : outs) {
+      if (o.w->n_rows == 0) continue;
+      const TypeTraits& tr = traits_of(table, *o.w);
+      const Activations xa = prepare_activations(table, o.w->type, tr.act, x, ldx, o.w->n_cols, n_tok, pool);
+      if (uses_packed(tr, *o.w)) {
+        const PackedPlan p = plan_packed(tr, *o.w, xa, n_tok, o.y, o.ldy, pool.size());
+        std::atomic<int64_t> next{0};
+        pool.run([&](int, int) {
+          for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < p.n_chunks;) run_chunk(p, c);
+        });
+      } else {
+        matmul_unpacked(tr, *o.w, xa, n_tok, o.y, o.ldy, pool);
+      }
+    }
+    return;
+  }
+
+  const Activations xa = prepare_activations(table, w0.type, tr0.act, x, ldx, w0.n_cols, n_tok, pool);
+  constexpr size_t kMaxShared = 4;
+  PL_CHECK(outs.size() <= kMaxShared, "matmul: at most {} matrices share one input, got {}", kMaxShared, outs.size());
+  std::array<PackedPlan, kMaxShared> plans;
+  std::array<int64_t, kMaxShared + 1> first{};  // first[i]: index of matrix i's first chunk in the run
+  for (size_t i = 0; i < outs.size(); ++i) {
+    plans[i] = plan_packed(traits_of(table, *outs[i].w), *outs[i].w, xa, n_tok, outs[i].y, outs[i].ldy, pool.size());
+    first[i + 1] = first[i] + plans[i].n_chunks;
+  }
+  const int64_t n_chunks = first[outs.size()];
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    size_t i = 0;
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) {
+      while (c >= first[i + 1]) ++i;  // chunks are claimed in increasing order
+      run_chunk(plans[i], c - first[i]);
+    }
+  });
+}
+
+void matmul_with(const LevelTable& table, const WeightView& w, const float* x, int64_t ldx, int64_t n_tok,
+                 float* y, int64_t ldy, ThreadPool& pool) {
+  const MatmulOutput out{&w, y, ldy};
+  matmul_multi_with(table, std::span<const MatmulOutput>(&out, 1), x, ldx, n_tok, pool);
 }
 
 }  // namespace detail
@@ -171,6 +254,10 @@ void matmul_with(const LevelTable& table, const WeightView& w, const float* x, i
 void matmul(const WeightView& w, const float* x, int64_t ldx, int64_t n_tok, float* y, int64_t ldy,
             ThreadPool& pool) {
   detail::matmul_with(detail::active(), w, x, ldx, n_tok, y, ldy, pool);
+}
+
+void matmul_multi(std::span<const MatmulOutput> outs, const float* x, int64_t ldx, int64_t n_tok, ThreadPool& pool) {
+  detail::matmul_multi_with(detail::active(), outs, x, ldx, n_tok, pool);
 }
 
 }  // namespace pl::kernels

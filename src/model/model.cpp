@@ -145,9 +145,8 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
     // Attention block.
     rmsnorm_rows(xb, x, L.attn_norm, T, E, c.rms_norm_eps);
     dbg("attn_norm", l, xb, E);
-    kernels::matmul(L.wq, xb, E, T, st.q_.data(), Q, pool);
-    kernels::matmul(L.wk, xb, E, T, st.k_.data(), KV, pool);
-    kernels::matmul(L.wv, xb, E, T, st.v_.data(), KV, pool);
+    const kernels::MatmulOutput qkv[] = {{&L.wq, st.q_.data(), Q}, {&L.wk, st.k_.data(), KV}, {&L.wv, st.v_.data(), KV}};
+    kernels::matmul_multi(qkv, xb, E, T, pool);
     add_bias(st.q_.data(), L.bq, T, Q);
     add_bias(st.k_.data(), L.bk, T, KV);
     add_bias(st.v_.data(), L.bv, T, KV);
@@ -170,8 +169,8 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
     // Feed-forward block.
     rmsnorm_rows(xb, x, L.ffn_norm, T, E, c.rms_norm_eps);
     dbg("ffn_norm", l, xb, E);
-    kernels::matmul(L.w_gate, xb, E, T, st.hb_.data(), F, pool);
-    kernels::matmul(L.w_up, xb, E, T, st.hb2_.data(), F, pool);
+    const kernels::MatmulOutput gate_up[] = {{&L.w_gate, st.hb_.data(), F}, {&L.w_up, st.hb2_.data(), F}};
+    kernels::matmul_multi(gate_up, xb, E, T, pool);
     swiglu(st.hb_.data(), st.hb2_.data(), static_cast<size_t>(T) * F, pool);
     kernels::matmul(L.w_down, st.hb_.data(), F, T, xb, E, pool);
     dbg("ffn_out", l, xb, E);

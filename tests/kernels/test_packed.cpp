@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 
 #include "test_util.h"
 
@@ -140,6 +141,62 @@ TEST(Packed, FallbackAndThreadInvariance) {
       ASSERT_EQ(0, std::memcmp(ys.data(), yr.data(), ys.size() * sizeof(float))) << dtype_name(t);
     }
   }
+}
+
+// Several matrices over one input (a layer's Q/K/V, gate/up): each output is
+// bit for bit what matmul gives alone, whether the matrices share one
+// activation conversion and run (same type, or types with the same
+// activations) or not (mixed types, float weights), at every level.
+TEST(Packed, MatmulMultiEqualsSeparateMatmuls) {
+  test::LevelGuard guard;
+  ThreadPool pool(2);
+  const std::vector<std::vector<DType>> sets = {
+      {DType::Q4_0, DType::Q4_0, DType::Q4_0}, {DType::Q8_0, DType::Q8_0}, {DType::Q4_K, DType::Q4_K, DType::Q6_K},
+      {DType::Q4_0, DType::Q8_0}, {DType::Q4_K, DType::F16}, {DType::F32, DType::F16, DType::Q6_K, DType::Q4_K}};
+  for (CpuLevel l : test::supported_levels()) {
+    detail::set_level_for_testing(l);
+    for (const std::vector<DType>& types : sets) {
+      const int64_t n_cols = 512;
+      const std::vector<int64_t> rows = {200, 33, 16, 5};
+      std::vector<std::vector<uint8_t>> data;
+      std::vector<std::unique_ptr<PackedWeights>> packs;
+      std::vector<WeightView> views;
+      for (size_t i = 0; i < types.size(); ++i) {
+        data.push_back(test::random_weights(types[i], rows[i], n_cols, 11 + static_cast<uint32_t>(i)));
+        packs.push_back(pack_weights(WeightView{types[i], rows[i], n_cols, data.back().data()}));
+      }
+      for (size_t i = 0; i < types.size(); ++i)
+        views.push_back(WeightView{types[i], rows[i], n_cols, data[i].data(), packs[i].get()});
+      for (int64_t n_tok : {1, 8, 13, 40}) {
+        const int64_t ldx = n_cols + 4;
+        auto x = test::random_floats(static_cast<size_t>(n_tok * ldx), 50 + static_cast<uint32_t>(n_tok));
+        std::vector<std::vector<float>> ys, yr;
+        std::vector<MatmulOutput> outs;
+        for (size_t i = 0; i < types.size(); ++i) {
+          const int64_t ldy = rows[i] + 1;
+          ys.emplace_back(static_cast<size_t>(n_tok * ldy), -3.0f);
+          yr.emplace_back(ys.back());
+          matmul(views[i], x.data(), ldx, n_tok, yr.back().data(), ldy, pool);
+        }
+        for (size_t i = 0; i < types.size(); ++i) outs.push_back({&views[i], ys[i].data(), rows[i] + 1});
+        matmul_multi(outs, x.data(), ldx, n_tok, pool);
+        for (size_t i = 0; i < types.size(); ++i)
+          ASSERT_EQ(0, std::memcmp(ys[i].data(), yr[i].data(), ys[i].size() * sizeof(float)))
+              << cpu_level_name(l) << " matrix " << i << " (" << dtype_name(types[i]) << ") n_tok=" << n_tok;
+      }
+    }
+  }
+}
+
+TEST(Packed, MatmulMultiRejectsMismatchedInputs) {
+  ThreadPool pool(1);
+  auto a = test::random_weights(DType::Q8_0, 4, 64, 1), b = test::random_weights(DType::Q8_0, 4, 96, 2);
+  const WeightView wa{DType::Q8_0, 4, 64, a.data()}, wb{DType::Q8_0, 4, 96, b.data()};
+  std::vector<float> x(96 * 2, 0.5f), ya(8), yb(8);
+  const MatmulOutput outs[] = {{&wa, ya.data(), 4}, {&wb, yb.data(), 4}};
+  EXPECT_THROW(matmul_multi(outs, x.data(), 96, 2, pool), Error);
+  const MatmulOutput bad_ldy[] = {{&wa, ya.data(), 4}, {&wa, yb.data(), 3}};
+  EXPECT_THROW(matmul_multi(bad_ldy, x.data(), 96, 2, pool), Error);
 }
 
 }  // namespace
