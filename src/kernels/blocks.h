@@ -123,13 +123,24 @@ inline void kquant_pack_scales(const uint8_t* sc, const uint8_t* m, uint8_t* s) 
 // starts the int32 sum at `bias` = -offset * sum(xq) and then adds q * xq with
 // unsigned q.
 
+// The int32 whose bits are the float 1.5 * 2^23. Adding an integer s with
+// |s| < 2^22 to it gives the bits of the float 1.5 * 2^23 + s exactly, so a
+// kernel that starts its int sum there gets the sum as a float for free, and
+// fma(that, d, -1.5 * 2^23 * d) = round(s * d) exactly when d has at most 21
+// significant bits (an fp16 scale, or one times a 6-bit sub-scale): the
+// conversion instruction disappears from the per-block epilogue.
+inline constexpr int32_t kFloatSumStart = 0x4B400000;
+inline constexpr float kFloatSumStartValue = 12582912.0f;  // 1.5 * 2^23
+
 // For the 32-element weight blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
 struct ActQ8x32 {
   int8_t qs[32];
   float d;       // x ~= d * qs
   int32_t bias;  // -offset * sum(qs), offset of the weight type (0 for Q4_1/Q5_1)
   float dsum;    // d * sum(qs), for the weight types with a min (Q4_1/Q5_1)
-  int32_t unused;
+  // bias + kFloatSumStart: a start for kernels that read the finished int32
+  // sum's bits as the float 1.5 * 2^23 + sum (see kFloatSumStart).
+  int32_t bias_fbits;
 };
 static_assert(sizeof(ActQ8x32) == 48);
 
