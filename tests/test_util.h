@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ctime>
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -27,6 +29,15 @@ inline const std::string kBin = PARALLAMA_BIN;
 #define REQUIRE_TESTDATA()                                                                                      \
   if (!std::filesystem::exists(::pl::test::kTestdata)) GTEST_SKIP() << "shared testdata not found at "       \
                                                                     << ::pl::test::kTestdata
+
+// CPU seconds this thread has used. Bounds on the cost of pathological inputs
+// (quadratic loops) use it rather than wall time: a shared machine's steal time
+// and the other tests ctest runs alongside do not count against them.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 inline std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
