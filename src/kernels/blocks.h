@@ -23,6 +23,7 @@
 //   Q8_K  x = d * q, d is fp32, bsums[g] = sum of q over elements 16g..16g+15.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -130,7 +131,8 @@ inline void kquant_pack_scales(const uint8_t* sc, const uint8_t* m, uint8_t* s) 
 // significant bits (an fp16 scale, or one times a 6-bit sub-scale): the
 // conversion instruction disappears from the per-block epilogue.
 inline constexpr int32_t kFloatSumStart = 0x4B400000;
-inline constexpr float kFloatSumStartValue = 12582912.0f;  // 1.5 * 2^23
+inline constexpr float kFloatSumStartValue = std::bit_cast<float>(kFloatSumStart);
+static_assert(kFloatSumStartValue == 1.5f * (1 << 23));
 
 // For the 32-element weight blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
 struct ActQ8x32 {

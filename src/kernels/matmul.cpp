@@ -64,6 +64,8 @@ size_t gemm_scratch_bytes(int64_t n_cols, int64_t n_tok) {
 
 namespace {
 
+constexpr size_t kMaxOutputs = 4;  // matrices over one input in matmul_multi (Q, K, V)
+
 void check_shape(const WeightView& w, int64_t ldx, int64_t n_tok, int64_t ldy) {
   const int64_t bs = block_elems(w.type);
   if (w.n_cols <= 0 || w.n_cols % bs != 0)
@@ -133,6 +135,22 @@ void run_chunk(const PackedPlan& p, int64_t c) {
   p.fn(p.args, g0, g1);
 }
 
+// The chunks of all the plans in one parallel run, claimed in order.
+void run_packed(std::span<const PackedPlan> plans, ThreadPool& pool) {
+  std::array<int64_t, kMaxOutputs + 1> first{};  // first[i]: index of plan i's first chunk in the run
+  PL_CHECK(plans.size() <= kMaxOutputs, "run_packed: {} plans", plans.size());
+  for (size_t i = 0; i < plans.size(); ++i) first[i + 1] = first[i] + plans[i].n_chunks;
+  const int64_t n_chunks = first[plans.size()];
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    size_t i = 0;
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) {
+      while (c >= first[i + 1]) ++i;  // a thread's claims only increase
+      run_chunk(plans[i], c - first[i]);
+    }
+  });
+}
+
 // The unpacked paths: tiled GEMM on row chunks, or vec_dot per (row, token).
 void matmul_unpacked(const TypeTraits& tr, const WeightView& w, const Activations& xa, int64_t n_tok, float* y,
                      int64_t ldy, ThreadPool& pool) {
@@ -190,57 +208,41 @@ bool uses_packed(const TypeTraits& tr, const WeightView& w) { return w.packed !=
 
 void matmul_multi_with(const LevelTable& table, std::span<const MatmulOutput> outs, const float* x, int64_t ldx,
                        int64_t n_tok, ThreadPool& pool) {
+  PL_CHECK(outs.size() <= kMaxOutputs, "matmul: at most {} matrices share one input, got {}", kMaxOutputs, outs.size());
   if (outs.empty()) return;
   const WeightView& w0 = *outs[0].w;
-  const TypeTraits& tr0 = traits_of(table, w0);
+  std::array<const TypeTraits*, kMaxOutputs> trs{};
   // One conversion of x and one parallel run for all the matrices when their
   // packed kernels take the same activations (same format and zero-point);
   // otherwise each matrix on its own.
   bool shared = true;
-  for (const MatmulOutput& o : outs) {
-    const TypeTraits& tr = traits_of(table, *o.w);
-    check_shape(*o.w, ldx, n_tok, o.ldy);
-    if (o.w->n_cols != w0.n_cols)
-      fail("matmul: matrices over one input must have the same n_cols ({} vs {})", o.w->n_cols, w0.n_cols);
-    shared = shared && uses_packed(tr, *o.w) && tr.act == tr0.act && act_offset(o.w->type) == act_offset(w0.type);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const WeightView& w = *outs[i].w;
+    trs[i] = &traits_of(table, w);
+    check_shape(w, ldx, n_tok, outs[i].ldy);
+    if (w.n_cols != w0.n_cols) fail("matmul: matrices over one input must have the same n_cols ({} vs {})", w.n_cols, w0.n_cols);
+    shared = shared && uses_packed(*trs[i], w) && trs[i]->act == trs[0]->act && act_offset(w.type) == act_offset(w0.type);
   }
   if (n_tok == 0) return;
+  std::array<PackedPlan, kMaxOutputs> plans;
   if (!shared) {
-    for (const MatmulOutput& o : outs) {
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const MatmulOutput& o = outs[i];
       if (o.w->n_rows == 0) continue;
-      const TypeTraits& tr = traits_of(table, *o.w);
-      const Activations xa = prepare_activations(table, o.w->type, tr.act, x, ldx, o.w->n_cols, n_tok, pool);
-      if (uses_packed(tr, *o.w)) {
-        const PackedPlan p = plan_packed(tr, *o.w, xa, n_tok, o.y, o.ldy, pool.size());
-        std::atomic<int64_t> next{0};
-        pool.run([&](int, int) {
-          for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < p.n_chunks;) run_chunk(p, c);
-        });
+      const Activations xa = prepare_activations(table, o.w->type, trs[i]->act, x, ldx, o.w->n_cols, n_tok, pool);
+      if (uses_packed(*trs[i], *o.w)) {
+        plans[0] = plan_packed(*trs[i], *o.w, xa, n_tok, o.y, o.ldy, pool.size());
+        run_packed(std::span<const PackedPlan>(plans.data(), 1), pool);
       } else {
-        matmul_unpacked(tr, *o.w, xa, n_tok, o.y, o.ldy, pool);
+        matmul_unpacked(*trs[i], *o.w, xa, n_tok, o.y, o.ldy, pool);
       }
     }
     return;
   }
-
-  const Activations xa = prepare_activations(table, w0.type, tr0.act, x, ldx, w0.n_cols, n_tok, pool);
-  constexpr size_t kMaxShared = 4;
-  PL_CHECK(outs.size() <= kMaxShared, "matmul: at most {} matrices share one input, got {}", kMaxShared, outs.size());
-  std::array<PackedPlan, kMaxShared> plans;
-  std::array<int64_t, kMaxShared + 1> first{};  // first[i]: index of matrix i's first chunk in the run
-  for (size_t i = 0; i < outs.size(); ++i) {
-    plans[i] = plan_packed(traits_of(table, *outs[i].w), *outs[i].w, xa, n_tok, outs[i].y, outs[i].ldy, pool.size());
-    first[i + 1] = first[i] + plans[i].n_chunks;
-  }
-  const int64_t n_chunks = first[outs.size()];
-  std::atomic<int64_t> next{0};
-  pool.run([&](int, int) {
-    size_t i = 0;
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;) {
-      while (c >= first[i + 1]) ++i;  // chunks are claimed in increasing order
-      run_chunk(plans[i], c - first[i]);
-    }
-  });
+  const Activations xa = prepare_activations(table, w0.type, trs[0]->act, x, ldx, w0.n_cols, n_tok, pool);
+  for (size_t i = 0; i < outs.size(); ++i)
+    plans[i] = plan_packed(*trs[i], *outs[i].w, xa, n_tok, outs[i].y, outs[i].ldy, pool.size());
+  run_packed(std::span<const PackedPlan>(plans.data(), outs.size()), pool);
 }
 
 void matmul_with(const LevelTable& table, const WeightView& w, const float* x, int64_t ldx, int64_t n_tok,
