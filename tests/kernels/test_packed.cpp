@@ -116,10 +116,11 @@ TEST(Packed, MatmulMatchesScalarOnFileLayout) {
 }
 
 // The same packed matrix under a level without a packed kernel falls back to
-// the file layout, and one or two threads give identical bits.
+// the file layout, and one, two or three threads (which split the rows into
+// different claims) give identical bits.
 TEST(Packed, FallbackAndThreadInvariance) {
   test::LevelGuard guard;
-  ThreadPool one(1), two(2);
+  ThreadPool one(1), two(2), three(3);
   for (DType t : packed_types()) {
     const std::vector<CpuLevel> levels = packed_levels(t);
     if (levels.empty()) GTEST_SKIP() << "no level with packed kernels on this CPU";
@@ -130,10 +131,13 @@ TEST(Packed, FallbackAndThreadInvariance) {
     const WeightView wv{t, n_rows, n_cols, w.data(), packed.get()};
     for (int64_t n_tok : {1, 5, 70}) {
       auto x = test::random_floats(static_cast<size_t>(n_tok * n_cols), 4);
-      std::vector<float> y1(static_cast<size_t>(n_tok * n_rows)), y2(y1.size()), ys(y1.size()), yr(y1.size());
+      std::vector<float> y1(static_cast<size_t>(n_tok * n_rows)), y2(y1.size()), y3(y1.size()), ys(y1.size()),
+          yr(y1.size());
       matmul(wv, x.data(), n_cols, n_tok, y1.data(), n_rows, one);
       matmul(wv, x.data(), n_cols, n_tok, y2.data(), n_rows, two);
+      matmul(wv, x.data(), n_cols, n_tok, y3.data(), n_rows, three);
       ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * sizeof(float))) << dtype_name(t) << " n_tok=" << n_tok;
+      ASSERT_EQ(0, std::memcmp(y1.data(), y3.data(), y1.size() * sizeof(float))) << dtype_name(t) << " n_tok=" << n_tok;
       // Scalar level: the packed copy is ignored, the result is the reference's.
       detail::matmul_with(detail::scalar_table(), wv, x.data(), n_cols, n_tok, ys.data(), n_rows, two);
       detail::matmul_with(detail::scalar_table(), WeightView{t, n_rows, n_cols, w.data()}, x.data(), n_cols, n_tok,
