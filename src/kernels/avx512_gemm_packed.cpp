@@ -148,13 +148,16 @@ struct Legacy {
     const size_t gb = a.group_bytes, xs = a.xa_row_bytes;
     const uint8_t* w = a.w + static_cast<size_t>(g) * gb;
     const uint8_t* x = a.xa + static_cast<size_t>(t0) * xs;
+    // Only the first token tile streams the weights from memory; later tiles
+    // find them in L2, where the prefetches would only take load slots.
+    const bool stream = t0 == 0;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512 acc[R][C];
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < C; ++t) acc[r][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b += 2) {
       const uint8_t* pair = w + static_cast<size_t>(b / 2) * Src::kPair;
-      prefetch_ahead<Src::kPair>(pair);
+      if (stream) prefetch_ahead<Src::kPair>(pair);
       legacy_block<Src, 0>(pair, gb, x + b * sizeof(ActQ8x32), xs, m4, acc);
       if (b + 1 < nb) legacy_block<Src, 1>(pair, gb, x + (b + 1) * sizeof(ActQ8x32), xs, m4, acc);
     }
@@ -238,6 +241,9 @@ struct Q4K {
     const size_t gb = a.group_bytes, xs = a.xa_row_bytes;
     const uint8_t* w = a.w + static_cast<size_t>(g) * gb;
     const uint8_t* x = a.xa + static_cast<size_t>(t0) * xs;
+    // Only the first token tile streams the weights from memory; later tiles
+    // find them in L2, where the prefetches would only take load slots.
+    const bool stream = t0 == 0;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512 acc[R][C];
     for (int r = 0; r < R; ++r)
@@ -246,7 +252,7 @@ struct Q4K {
     for (int64_t s = 0; s < ns; ++s) {
       const uint8_t* sb = w + static_cast<size_t>(s) * 2304;
       const uint8_t* xb = x + s * sizeof(ActQ8x256);
-      prefetch_ahead<2304>(sb);
+      if (stream) prefetch_ahead<2304>(sb);
       q4k_scales<R>(sb, gb, dsc, dsc_start, dmn);
       // A runtime loop: unrolled over the super-block the body outgrows the
       // decoded-uop cache and the legacy decoders bound the kernel.
@@ -315,6 +321,9 @@ struct Q6K {
     const size_t gb = a.group_bytes, xs = a.xa_row_bytes;
     const uint8_t* w = a.w + static_cast<size_t>(g) * gb;
     const uint8_t* x = a.xa + static_cast<size_t>(t0) * xs;
+    // Only the first token tile streams the weights from memory; later tiles
+    // find them in L2, where the prefetches would only take load slots.
+    const bool stream = t0 == 0;
     const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[R][C];
     for (int r = 0; r < R; ++r)
@@ -323,7 +332,7 @@ struct Q6K {
     for (int64_t s = 0; s < ns; ++s) {
       const uint8_t* sb = w + static_cast<size_t>(s) * 3392;
       const uint8_t* xb = x + s * sizeof(ActQ8x256);
-      prefetch_ahead<3392>(sb);
+      if (stream) prefetch_ahead<3392>(sb);
       for (int r = 0; r < R; ++r) {
         const __m512 d = half16(sb + r * gb + 3328);
         for (int k = 0; k < 16; ++k) {
