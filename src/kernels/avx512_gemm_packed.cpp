@@ -83,16 +83,20 @@ PL_INLINE void store_tile(const PackedGemmArgs& a, int64_t g, int64_t t0, const 
 
 // ---- Q4_0 / Q8_0: blocks of 32, stored in pairs ----
 
+// The odd block of a Q4_0 pair is used as 16 * q, its nibbles in place (see
+// act_bias_scale): kOddScale undoes that in its scale.
 struct SrcQ4_0 {
   static constexpr size_t kPair = 576, kScales = 512;
+  static constexpr float kOddScale = 1.0f / 16;
   template <int kHalf>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i m4) {
     const __m512i v = _mm512_load_si512(pair + 64 * j);
-    return kHalf == 0 ? _mm512_and_si512(v, m4) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    return kHalf == 0 ? _mm512_and_si512(v, m4) : _mm512_andnot_si512(m4, v);
   }
 };
 struct SrcQ8_0 {
   static constexpr size_t kPair = 1088, kScales = 1024;
+  static constexpr float kOddScale = 1.0f;
   template <int kHalf>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i) {
     return _mm512_load_si512(pair + 512 * kHalf + 64 * j);
@@ -126,6 +130,7 @@ PL_INLINE void legacy_block(const uint8_t* pair, size_t gb, const uint8_t* xb, s
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     dw[r] = half16(pair + r * gb + Src::kScales + 32 * kHalf);
+    if (kHalf == 1 && Src::kOddScale != 1.0f) dw[r] = _mm512_mul_ps(dw[r], _mm512_set1_ps(Src::kOddScale));
     dw_start[r] = _mm512_mul_ps(dw[r], _mm512_set1_ps(-kFloatSumStartValue));
   }
 #pragma GCC unroll 16

@@ -140,8 +140,9 @@ struct ActQ8x32 {
   float d;       // x ~= d * qs
   int32_t bias;  // -offset * sum(qs), offset of the weight type (0 for Q4_1/Q5_1)
   float dsum;    // d * sum(qs), for the weight types with a min (Q4_1/Q5_1)
-  // bias + kFloatSumStart: a start for kernels that read the finished int32
-  // sum's bits as the float 1.5 * 2^23 + sum (see kFloatSumStart).
+  // kFloatSumStart + bias * act_bias_scale(weight type, block): a start for
+  // kernels that read the finished int32 sum's bits as the float
+  // 1.5 * 2^23 + sum (see kFloatSumStart).
   int32_t bias_fbits;
 };
 static_assert(sizeof(ActQ8x32) == 48);

@@ -106,6 +106,15 @@ void quantize_act_ref(DType wt, const float* x, void* dst, int64_t n);
 // The zero-point offset the activation bias folds in for weight type t.
 int act_offset(DType t);
 
+// The packed Q4_0 layout stores blocks 2p and 2p + 1 of a row as the low and
+// high nibbles of the same bytes; the kernels use the odd block's nibbles in
+// place, as 16 * q (one AND instead of a shift and an AND), so that block's
+// sums, bias included, are 16 times the true ones and its scale is d / 16.
+// Exact: |16 * sum| < 2^22 and d / 16 has d's significant bits.
+inline constexpr int32_t act_bias_scale(DType weight_type, int64_t block) {
+  return weight_type == DType::Q4_0 && block % 2 == 1 ? 16 : 1;
+}
+
 // ---- Packed weight layouts (PackedWeights) ----
 // A group is 16 rows (r < 16, zero-padded past n_rows). "zmm j lane r" means
 // bytes [64j + 4r, 64j + 4r + 4) of a 64-byte vector: 4 consecutive elements

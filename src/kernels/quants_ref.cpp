@@ -155,7 +155,7 @@ void quantize_act_ref(DType wt, const float* x, void* dst, int64_t n) {
       b[i].d = amax / 127.0f;
       b[i].bias = -off * sum;
       b[i].dsum = b[i].d * static_cast<float>(sum);
-      b[i].bias_fbits = b[i].bias + kFloatSumStart;
+      b[i].bias_fbits = kFloatSumStart + b[i].bias * act_bias_scale(wt, i);
     }
     return;
   }

@@ -115,6 +115,39 @@ TEST(Packed, MatmulMatchesScalarOnFileLayout) {
   if (n_checked == 0) GTEST_SKIP() << "no level with packed kernels on this CPU";
 }
 
+// The packed Q4_0 kernels use a pair's odd block as 16 * q with scale d / 16
+// (act_bias_scale); that path must give the even block's result bit for bit.
+// Rows of two identical blocks against activations of two identical halves:
+// each output is exactly twice the output of one block alone.
+TEST(Packed, Q4_0OddBlockPathIsExact) {
+  test::LevelGuard guard;
+  ThreadPool pool(2);
+  const std::vector<CpuLevel> levels = packed_levels(DType::Q4_0);
+  if (levels.empty()) GTEST_SKIP() << "no level with packed kernels on this CPU";
+  const int64_t n_rows = 37;
+  const size_t bb = row_bytes(DType::Q4_0, 32);
+  const std::vector<uint8_t> one = test::random_weights(DType::Q4_0, n_rows, 32, 5);
+  std::vector<uint8_t> two(2 * one.size());
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int h = 0; h < 2; ++h) std::memcpy(two.data() + (2 * r + h) * bb, one.data() + r * bb, bb);
+  for (CpuLevel l : levels) {
+    detail::set_level_for_testing(l);
+    auto p1 = pack_weights(WeightView{DType::Q4_0, n_rows, 32, one.data()});
+    auto p2 = pack_weights(WeightView{DType::Q4_0, n_rows, 64, two.data()});
+    for (int64_t n_tok : {1, 8, 12, 40}) {
+      const std::vector<float> x1 = test::random_floats(static_cast<size_t>(n_tok * 32), 9);
+      std::vector<float> x2(static_cast<size_t>(n_tok * 64));
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int h = 0; h < 2; ++h) std::memcpy(x2.data() + t * 64 + h * 32, x1.data() + t * 32, 32 * sizeof(float));
+      std::vector<float> y1(static_cast<size_t>(n_tok * n_rows)), y2(y1.size());
+      matmul(WeightView{DType::Q4_0, n_rows, 32, one.data(), p1.get()}, x1.data(), 32, n_tok, y1.data(), n_rows, pool);
+      matmul(WeightView{DType::Q4_0, n_rows, 64, two.data(), p2.get()}, x2.data(), 64, n_tok, y2.data(), n_rows, pool);
+      for (size_t i = 0; i < y1.size(); ++i)
+        ASSERT_EQ(y2[i], 2.0f * y1[i]) << cpu_level_name(l) << " n_tok=" << n_tok << " i=" << i;
+    }
+  }
+}
+
 // The same packed matrix under a level without a packed kernel falls back to
 // the file layout, and one, two or three threads (which split the rows into
 // different claims) give identical bits.
