@@ -9,6 +9,7 @@
 
 #include "chat/jinja_interp.h"
 #include "chat/pystr.h"
+#include "core/markup.h"
 
 namespace pl::chat::jinja {
 
@@ -48,21 +49,6 @@ Value attr_path(Interp& in, const Value& v, const std::string& path) {
     cur = get_item(in, cur, digits ? Value::integer(std::stoll(part.substr(0, 18))) : Value::string(part));
   }
   return cur;
-}
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 // For sort/unique/min/max: the key a value is compared by.
@@ -386,8 +372,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"d", f_default},
       {"default", f_default},
       {"dictsort", f_dictsort},
-      {"e", [](Interp& in, const Value& v, CallArgs& a) { return no_args(str_result(in, html_escape(str_of(in, v))), a, "escape"); }},
-      {"escape", [](Interp& in, const Value& v, CallArgs& a) { return no_args(str_result(in, html_escape(str_of(in, v))), a, "escape"); }},
+      {"e", [](Interp& in, const Value& v, CallArgs& a) { return no_args(str_result(in, markup_escape(str_of(in, v))), a, "escape"); }},
+      {"escape", [](Interp& in, const Value& v, CallArgs& a) { return no_args(str_result(in, markup_escape(str_of(in, v))), a, "escape"); }},
       {"first", [](Interp& in, const Value& v, CallArgs& a) { return f_first_last(in, v, a, false); }},
       {"last", [](Interp& in, const Value& v, CallArgs& a) { return f_first_last(in, v, a, true); }},
       {"float", f_float},

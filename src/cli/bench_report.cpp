@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/markup.h"
+
 namespace pl::cli {
 
 using nlohmann::json;
@@ -45,21 +47,6 @@ std::string ms(double v) {
 
 json quantiles_json(const Quantiles& q) {
   return json{{"p50", q.p50}, {"p90", q.p90}, {"p95", q.p95}, {"p99", q.p99}, {"mean", q.mean}, {"n", q.n}};
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 // A 1-2-5 tick step giving about n_ticks intervals up to max.
@@ -226,7 +213,7 @@ std::string report_svg(const BenchReport& r) {
                   R"(font-family="Helvetica, Arial, sans-serif" font-size="12">)",
                   W, H));
   const std::string title = fmt::format("parallama bench {}: prompt ~{} tokens, up to {} generated, {:.0f} s per level",
-                                        xml_escape(r.model), r.prompt_tokens, r.gen_tokens, r.duration_s);
+                                        markup_escape(r.model), r.prompt_tokens, r.gen_tokens, r.duration_s);
   add("<title>" + title + "</title>");
   add(fmt::format(R"(<rect width="{}" height="{}" fill="#ffffff"/>)", W, H));
   add(fmt::format(R"(<text x="{}" y="24" text-anchor="middle" font-size="14" font-weight="bold">{}</text>)", W / 2,

@@ -92,7 +92,7 @@ TEST(BenchReport, SvgIsOneEscapedDocumentWithAPointPerMeasuredLevel) {
   EXPECT_EQ(s.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
   EXPECT_NE(s.find("</svg>"), std::string::npos);
   EXPECT_EQ(s.find("a<b>"), std::string::npos);  // the model name is escaped
-  EXPECT_NE(s.find("a&lt;b&gt;&amp;&quot;c&quot;"), std::string::npos);
+  EXPECT_NE(s.find("a&lt;b&gt;&amp;&#34;c&#34;"), std::string::npos);
   const std::regex circle("<circle [^>]*data-parallel=\"(\\d+)\"");
   int n = 0;
   for (auto it = std::sregex_iterator(s.begin(), s.end(), circle); it != std::sregex_iterator(); ++it) ++n;
