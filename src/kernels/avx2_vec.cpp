@@ -139,10 +139,7 @@ void quantize_act(DType wt, const float* x, void* dst, int64_t n) {
       const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
       int s0, s1;
       quantize32(x, _mm256_set1_ps(id), b[i].qs, s0, s1);
-      b[i].d = amax / 127.0f;
-      b[i].bias = -off * (s0 + s1);
-      b[i].dsum = b[i].d * static_cast<float>(s0 + s1);
-      b[i].bias_fbits = kFloatSumStart + b[i].bias * act_bias_scale(wt, i);
+      finish_act_block(b[i], wt, off, i, amax, s0 + s1);
     }
     return;
   }

@@ -119,10 +119,7 @@ void quantize_act(DType wt, const float* x, void* dst, int64_t n) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs), _mm512_cvtepi32_epi8(q0));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs + 16), _mm512_cvtepi32_epi8(q1));
       const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-      b[i].d = amax / 127.0f;
-      b[i].bias = -off * sum;
-      b[i].dsum = b[i].d * static_cast<float>(sum);
-      b[i].bias_fbits = kFloatSumStart + b[i].bias * act_bias_scale(wt, i);
+      finish_act_block(b[i], wt, off, i, amax, sum);
     }
     return;
   }

@@ -115,6 +115,18 @@ inline constexpr int32_t act_bias_scale(DType weight_type, int64_t block) {
   return weight_type == DType::Q4_0 && block % 2 == 1 ? 16 : 1;
 }
 
+// The fields of activation block `block` after its qs, from the block's
+// absolute maximum and the sum of its qs: every quantizer (reference and SIMD)
+// fills them here, so they agree bit for bit. `offset` is act_offset(weight_type).
+// Always inlined: the callers are compiled for different ISA levels, and a
+// shared out-of-line copy could carry another level's instructions.
+[[gnu::always_inline]] inline void finish_act_block(ActQ8x32& b, DType weight_type, int offset, int64_t block, float amax, int sum) {
+  b.d = amax / 127.0f;
+  b.bias = -offset * sum;
+  b.dsum = b.d * static_cast<float>(sum);
+  b.bias_fbits = kFloatSumStart + b.bias * act_bias_scale(weight_type, block);
+}
+
 // ---- Packed weight layouts (PackedWeights) ----
 // A group is 16 rows (r < 16, zero-padded past n_rows). "zmm j lane r" means
 // bytes [64j + 4r, 64j + 4r + 4) of a 64-byte vector: 4 consecutive elements

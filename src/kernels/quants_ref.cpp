@@ -152,10 +152,7 @@ void quantize_act_ref(DType wt, const float* x, void* dst, int64_t n) {
         b[i].qs[j] = static_cast<int8_t>(round_int(x[j] * id));
         sum += b[i].qs[j];
       }
-      b[i].d = amax / 127.0f;
-      b[i].bias = -off * sum;
-      b[i].dsum = b[i].d * static_cast<float>(sum);
-      b[i].bias_fbits = kFloatSumStart + b[i].bias * act_bias_scale(wt, i);
+      finish_act_block(b[i], wt, off, i, amax, sum);
     }
     return;
   }
