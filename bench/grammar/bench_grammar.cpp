@@ -6,8 +6,6 @@
 //   bench_grammar [--benchmark_filter=Mask]   (PARALLAMA_TESTDATA overrides the data path)
 #include <benchmark/benchmark.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -16,12 +14,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_vocab.h"
 #include "grammar/grammar.h"
 #include "grammar/token_table.h"
-#include "bench_vocab.h"
 #include "tokenizer/tokenizer.h"
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 using pl::grammar::Constraint;
 

@@ -6,10 +6,7 @@
 //   bench_tokenizer [--benchmark_filter=Encode]   (PARALLAMA_TESTDATA overrides the data path)
 #include <benchmark/benchmark.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <map>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>

@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "core/error.h"
+#include "http/http_util.h"
 #include "kernels/thread_pool.h"
 #include "model/model.h"
-#include "http/http_util.h"
 #include "runner/completion_stream.h"
 #include "runner/json_params.h"
 #include "runner/log.h"

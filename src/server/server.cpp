@@ -56,7 +56,6 @@ class ThreadPerConnection : public httplib::TaskQueue {
 
 }  // namespace
 
-
 void parse_host(const std::string& value, std::string& host, int& port) {
   std::string s = value;
   int default_port = 11434;
