@@ -1,7 +1,7 @@
 // End-to-end model benchmark (not a test): prefill and decode speed of one
 // model, and aggregate decode speed of B sequences batched together.
 //
-//   bench_e2e MODEL [--prompt 512] [--gen 64] [--reps 3] [--threads T] [--batched 1,2,4,8,16]
+//   bench_e2e MODEL [--prompt 512] [--gen 64] [--reps 3] [--threads T] [--batched 1,2,4,8,16] [--round K]
 //
 // Prints medians over --reps runs, and the memory-bandwidth roofline of a
 // batch-1 decode step (weight bytes / measured read bandwidth).
@@ -87,16 +87,57 @@ double batched_decode(const Model& m, ThreadPool& pool, int B, int n_prompt, int
   return static_cast<double>(B) * n_gen / seconds_since(t);
 }
 
+// One round as the runner serves K clients that arrive together: the K
+// prompts prefilled in one batch (K x n_prompt tokens, as --batch-size 512
+// takes them), then n_gen decode steps of K tokens. Returns {prefill s,
+// median decode step s, round s}.
+struct Round {
+  double prefill, step, total;
+};
+Round round_of(const Model& m, ThreadPool& pool, int K, int n_prompt, int n_gen) {
+  const ModelConfig& c = m.config();
+  const int block = 32, per_seq_blocks = (n_prompt + n_gen + block - 1) / block;
+  KvStore kv({c.n_layer, c.n_head_kv, c.head_dim, block, K * per_seq_blocks});
+  const int max_tok = std::max(K * n_prompt, K);
+  ForwardState st(c, max_tok, pool.size());
+  std::vector<float> logits(static_cast<size_t>(K) * c.n_vocab);
+  std::vector<std::vector<int32_t>> tables(K);
+  for (int b = 0; b < K; ++b)
+    for (int i = 0; i < per_seq_blocks; ++i) tables[b].push_back(b * per_seq_blocks + i);
+  const auto t0 = Clock::now();
+  Batch prefill;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int b = 0; b < K; ++b) prompts.push_back(tokens(n_prompt, c.n_vocab, 200 + b));
+  for (int b = 0; b < K; ++b) prefill.add_seq(prompts[b], 0, tables[b], true);
+  forward(m, prefill, kv, st, pool, logits.data());
+  Round r{seconds_since(t0), 0, 0};
+  std::vector<double> steps;
+  for (int step = 1; step < n_gen; ++step) {
+    const auto t = Clock::now();
+    Batch batch;
+    for (int b = 0; b < K; ++b) {
+      int32_t tok = 3 + (step * 7 + b) % 1000;
+      batch.add_seq(std::span<const int32_t>(&tok, 1), n_prompt + step - 1, tables[b], true);
+    }
+    forward(m, batch, kv, st, pool, logits.data());
+    steps.push_back(seconds_since(t));
+  }
+  r.step = steps.empty() ? 0 : median(steps);
+  r.total = seconds_since(t0);
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_e2e MODEL [--prompt N] [--gen N] [--reps N] [--threads T] [--batched 1,2,4]\n");
+    std::fprintf(stderr, "usage: bench_e2e MODEL [--prompt N] [--gen N] [--reps N] [--threads T] [--batched 1,2,4] [--round K]\n");
     return 2;
   }
   std::string path = argv[1];
   int n_prompt = 512, n_gen = 64, reps = 3, threads = default_thread_count();
   std::string batched;
+  int round_k = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--prompt") n_prompt = std::stoi(v);
@@ -104,6 +145,7 @@ int main(int argc, char** argv) {
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--batched") batched = v;
+    else if (k == "--round") round_k = std::stoi(v);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -116,6 +158,16 @@ int main(int argc, char** argv) {
     const double gb = m->weights().n_bytes / 1e9;
     std::printf("model %s: %s, %d layers, n_embd %d, %.3f GB of weights; kernels %s, %d threads\n", path.c_str(),
                 c.arch.c_str(), c.n_layer, c.n_embd, gb, std::string(kernels::cpu_level_name()).c_str(), threads);
+    if (round_k > 0) {  // only the round: --prompt and --gen per client
+      for (int r = 0; r < reps; ++r) {
+        const Round rd = round_of(*m, pool, round_k, n_prompt, n_gen);
+        std::printf("round K=%d (%d-token prompts, %d generated): prefill %.0f ms, decode step %.1f ms (median), "
+                    "round %.0f ms = %.1f tok/s\n",
+                    round_k, n_prompt, n_gen, rd.prefill * 1e3, rd.step * 1e3, rd.total * 1e3,
+                    round_k * n_gen / rd.total);
+      }
+      return 0;
+    }
     const double bw = read_bandwidth_gbs(pool);
     std::printf("memory read bandwidth: %.1f GB/s -> batch-1 decode roofline %.1f tok/s\n", bw, bw / gb);
 
