@@ -200,7 +200,10 @@ struct Engine::Impl {
     {
       std::unique_lock<std::mutex> lock(inbox_mu);
       const bool idle = sched.running().empty() && sched.waiting().empty();
-      if (idle) inbox_cv.wait(lock, [&] { return stop || woken || !inbox.empty(); });
+      if (idle) {
+        inbox_cv.wait(lock, [&] { return stop || woken || !inbox.empty(); });
+        gather_burst(lock);
+      }
       woken = false;
       incoming.swap(inbox);
     }
@@ -208,6 +211,26 @@ struct Engine::Impl {
       sched.add(&job->seq);
       const uint64_t id = job->seq.id;
       jobs.emplace(id, std::move(job));
+    }
+  }
+
+  // Clients that send at the same moment arrive spread over a few ms (a
+  // client's own scheduling, its interpreter's lock). An idle engine that
+  // started on the first arrival would prefill it alone and make the others
+  // wait that whole step (hundreds of ms for a long prompt), then prefill them
+  // in a second one: the burst's TTFT grows by a step and the early sequences
+  // run a step ahead of the rest for as long as they live. So an idle engine
+  // keeps taking arrivals while they come within burst_gap_ms of each other,
+  // for at most 4 gaps in all, and stops at once when a full batch of
+  // sequences waits. A lone request pays one gap.
+  void gather_burst(std::unique_lock<std::mutex>& lock) {
+    if (cfg.burst_gap_ms <= 0) return;
+    const auto gap = std::chrono::microseconds(static_cast<int64_t>(cfg.burst_gap_ms * 1000));
+    const auto deadline = Clock::now() + 4 * gap;
+    while (!stop && !inbox.empty() && static_cast<int>(inbox.size()) < owner->parallel_.load()) {
+      const size_t n = inbox.size();
+      const auto until = std::min<Clock::time_point>(deadline, Clock::now() + gap);
+      if (!inbox_cv.wait_until(lock, until, [&] { return stop || inbox.size() > n; })) return;
     }
   }
 

@@ -39,6 +39,11 @@ struct EngineConfig {
   int n_threads = 0;     // 0: physical cores
   int block_size = 32;   // tokens per KV block
   bool prefix_cache = true;
+  // An idle engine that receives a request keeps gathering arrivals while they
+  // come less than this many ms apart (at most 4x this in all, and no longer
+  // once a full --parallel's worth waits), so a burst of clients that send
+  // together is prefilled in one step. 0: start with the first at once.
+  double burst_gap_ms = 8;
 };
 
 struct GenerateRequest {

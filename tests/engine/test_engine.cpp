@@ -57,7 +57,9 @@ void check_batched_equals_alone(Loaded& l, int n_gen) {
       alone.push_back(drain(*r).tokens);
     }
   }
-  Engine e(*l.model, *l.tok, cfg(8, 8 * 256, 16));
+  EngineConfig c = cfg(8, 8 * 256, 16);
+  c.burst_gap_ms = 0;  // no gathering: the later ones must arrive mid-decode
+  Engine e(*l.model, *l.tok, c);
   std::vector<std::unique_ptr<Request>> reqs;
   for (size_t i = 0; i < ps.size(); ++i) {
     reqs.push_back(e.submit(greedy(ps[i], n_gen)));
@@ -124,6 +126,45 @@ TEST(Engine, SeededSamplingIndependentOfNeighbours) {
   for (auto& p : ps) reqs.push_back(e.submit(sampled(p)));
   EXPECT_EQ(drain(*reqs[0]).tokens, alone);
   for (size_t i = 1; i < reqs.size(); ++i) drain(*reqs[i]);
+}
+
+// Requests that arrive a few ms apart at an idle engine share one prefill
+// step (and give the same tokens as alone); a lone request waits one gap.
+TEST(Engine, BurstArrivingOverMillisecondsSharesOnePrefillStep) {
+  auto l = random_model("f32");
+  auto ps = prompts(4, l->model->config().n_vocab, 20);
+  const int n_gen = 6;
+  std::vector<std::vector<int32_t>> alone;
+  {
+    Engine e(*l->model, *l->tok, cfg(1, 256));
+    for (auto& p : ps) alone.push_back(drain(*e.submit(greedy(p, n_gen))).tokens);
+  }
+  EngineConfig c = cfg(8, 8 * 256);
+  c.burst_gap_ms = 200;  // far above the 5 ms between arrivals, even on a busy machine
+  Engine e(*l->model, *l->tok, c);
+  std::vector<std::unique_ptr<Request>> reqs;
+  for (auto& p : ps) {
+    reqs.push_back(e.submit(greedy(p, n_gen)));
+    std::this_thread::sleep_for(5ms);
+  }
+  for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(drain(*reqs[i]).tokens, alone[i]) << "prompt " << i;
+  // One step prefills all four and samples their first tokens; each later step
+  // samples one more token of each: n_gen steps in all, none for a late arrival.
+  EXPECT_EQ(e.stats().steps, static_cast<uint64_t>(n_gen));
+
+  // A lone request at an idle engine waits one gap (not the 4-gap limit) for companions.
+  c.burst_gap_ms = 100;
+  Engine lone(*l->model, *l->tok, c);
+  Result r = drain(*lone.submit(greedy(ps[0], n_gen)));
+  EXPECT_EQ(r.tokens, alone[0]);
+  EXPECT_GE(r.last.timings.queue_ms, 90);
+  EXPECT_LT(r.last.timings.queue_ms, 350);
+
+  // A full --parallel's worth waiting ends the gathering at once.
+  c.n_parallel = 1;
+  Engine full(*l->model, *l->tok, c);
+  r = drain(*full.submit(greedy(ps[0], n_gen)));
+  EXPECT_LT(r.last.timings.queue_ms, 90);
 }
 
 TEST(Engine, PrefixCacheComputesOnlyNewTokens) {
