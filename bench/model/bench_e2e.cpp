@@ -58,68 +58,77 @@ std::vector<int32_t> tokens(int n, int n_vocab, int seed) {
   return t;
 }
 
+// K sequences with room for n_prompt + n_gen tokens each: their KV blocks and
+// block tables, and a forward state for batches of up to max_tok tokens.
+struct Sequences {
+  Sequences(const Model& m, ThreadPool& pool, int K, int n_prompt, int n_gen, int max_tok)
+      : m(m),
+        pool(pool),
+        per_seq_blocks((n_prompt + n_gen + kBlock - 1) / kBlock),
+        kv({m.config().n_layer, m.config().n_head_kv, m.config().head_dim, kBlock, K * per_seq_blocks}),
+        st(m.config(), max_tok, pool.size()),
+        logits(static_cast<size_t>(K) * m.config().n_vocab),
+        tables(K) {
+    for (int b = 0; b < K; ++b)
+      for (int i = 0; i < per_seq_blocks; ++i) tables[b].push_back(b * per_seq_blocks + i);
+  }
+  // Prompt of n tokens for sequence b at position 0 (seeded by `seed`).
+  void add_prompt(Batch& batch, int b, int n, int seed) const {
+    batch.add_seq(tokens(n, m.config().n_vocab, seed), 0, tables[b], true);
+  }
+  void run(const Batch& batch) { forward(m, batch, kv, st, pool, logits.data()); }
+  // Decode step `step` of every sequence: one token each at position pos.
+  void decode(int step, int pos) {
+    Batch batch;
+    for (int b = 0; b < static_cast<int>(tables.size()); ++b) {
+      const int32_t tok = 3 + (step * 7 + b) % 1000;
+      batch.add_seq(std::span<const int32_t>(&tok, 1), pos, tables[b], true);
+    }
+    run(batch);
+  }
+
+  static constexpr int kBlock = 32;
+  const Model& m;
+  ThreadPool& pool;
+  int per_seq_blocks;
+  KvStore kv;
+  ForwardState st;
+  std::vector<float> logits;  // one row a sequence: a batch wants the last token's only
+  std::vector<std::vector<int32_t>> tables;
+};
+
 // B sequences decoding together: one batch of B tokens per step.
 double batched_decode(const Model& m, ThreadPool& pool, int B, int n_prompt, int n_gen) {
-  const ModelConfig& c = m.config();
-  const int block = 32, per_seq_blocks = (n_prompt + n_gen + block - 1) / block;
-  KvStore kv({c.n_layer, c.n_head_kv, c.head_dim, block, B * per_seq_blocks});
-  ForwardState st(c, std::max(B, 512), pool.size());
-  std::vector<float> logits(static_cast<size_t>(std::max(B, 512)) * c.n_vocab);
-  std::vector<std::vector<int32_t>> tables(B);
-  for (int b = 0; b < B; ++b)
-    for (int i = 0; i < per_seq_blocks; ++i) tables[b].push_back(b * per_seq_blocks + i);
+  Sequences seqs(m, pool, B, n_prompt, n_gen, std::max(B, n_prompt));
   // Prefill each sequence (not timed).
   for (int b = 0; b < B; ++b) {
     Batch batch;
-    std::vector<int32_t> p = tokens(n_prompt, c.n_vocab, b);
-    batch.add_seq(p, 0, tables[b], true);
-    forward(m, batch, kv, st, pool, logits.data());
+    seqs.add_prompt(batch, b, n_prompt, b);
+    seqs.run(batch);
   }
   auto t = Clock::now();
-  for (int step = 0; step < n_gen; ++step) {
-    Batch batch;
-    for (int b = 0; b < B; ++b) {
-      int32_t tok = 3 + (step * 7 + b) % 1000;
-      batch.add_seq(std::span<const int32_t>(&tok, 1), n_prompt + step, tables[b], true);
-    }
-    forward(m, batch, kv, st, pool, logits.data());
-  }
+  for (int step = 0; step < n_gen; ++step) seqs.decode(step, n_prompt + step);
   return static_cast<double>(B) * n_gen / seconds_since(t);
 }
 
 // One round as the runner serves K clients that arrive together: the K
 // prompts prefilled in one batch (K x n_prompt tokens, as --batch-size 512
-// takes them), then n_gen decode steps of K tokens. Returns {prefill s,
-// median decode step s, round s}.
+// takes them), then the decode steps of K tokens, n_gen tokens a client in
+// all (the prefill samples the first).
 struct Round {
-  double prefill, step, total;
+  double prefill, step, total;  // s; step: the median decode step
 };
 Round round_of(const Model& m, ThreadPool& pool, int K, int n_prompt, int n_gen) {
-  const ModelConfig& c = m.config();
-  const int block = 32, per_seq_blocks = (n_prompt + n_gen + block - 1) / block;
-  KvStore kv({c.n_layer, c.n_head_kv, c.head_dim, block, K * per_seq_blocks});
-  const int max_tok = std::max(K * n_prompt, K);
-  ForwardState st(c, max_tok, pool.size());
-  std::vector<float> logits(static_cast<size_t>(K) * c.n_vocab);
-  std::vector<std::vector<int32_t>> tables(K);
-  for (int b = 0; b < K; ++b)
-    for (int i = 0; i < per_seq_blocks; ++i) tables[b].push_back(b * per_seq_blocks + i);
+  Sequences seqs(m, pool, K, n_prompt, n_gen, std::max(K * n_prompt, K));
   const auto t0 = Clock::now();
   Batch prefill;
-  std::vector<std::vector<int32_t>> prompts;
-  for (int b = 0; b < K; ++b) prompts.push_back(tokens(n_prompt, c.n_vocab, 200 + b));
-  for (int b = 0; b < K; ++b) prefill.add_seq(prompts[b], 0, tables[b], true);
-  forward(m, prefill, kv, st, pool, logits.data());
+  for (int b = 0; b < K; ++b) seqs.add_prompt(prefill, b, n_prompt, 200 + b);
+  seqs.run(prefill);
   Round r{seconds_since(t0), 0, 0};
   std::vector<double> steps;
   for (int step = 1; step < n_gen; ++step) {
     const auto t = Clock::now();
-    Batch batch;
-    for (int b = 0; b < K; ++b) {
-      int32_t tok = 3 + (step * 7 + b) % 1000;
-      batch.add_seq(std::span<const int32_t>(&tok, 1), n_prompt + step - 1, tables[b], true);
-    }
-    forward(m, batch, kv, st, pool, logits.data());
+    seqs.decode(step, n_prompt + step - 1);
     steps.push_back(seconds_since(t));
   }
   r.step = steps.empty() ? 0 : median(steps);
