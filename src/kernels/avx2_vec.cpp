@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/fp16.h"
@@ -106,6 +107,31 @@ void swiglu(float* gate, const float* up, int64_t n) {
     const __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, e));
     _mm256_maskstore_ps(gate + i, k, _mm256_mul_ps(s, _mm256_maskload_ps(up + i, k)));
   }
+}
+
+// The sum of squares in double, four chains (see the AVX-512 level).
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+    const __m256d a0 = _mm256_cvtps_pd(_mm256_castps256_ps128(a)), a1 = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
+    const __m256d b0 = _mm256_cvtps_pd(_mm256_castps256_ps128(b)), b1 = _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1));
+    s0 = _mm256_fmadd_pd(a0, a0, s0);
+    s1 = _mm256_fmadd_pd(a1, a1, s1);
+    s2 = _mm256_fmadd_pd(b0, b0, s2);
+    s3 = _mm256_fmadd_pd(b1, b1, s3);
+  }
+  double ss = 0.0;
+  for (; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const __m256d s = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
+  const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+  ss += _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  const __m256 vinv = _mm256_set1_ps(inv);
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv), _mm256_loadu_ps(w + i)));
+  for (; i < n; ++i) out[i] = x[i] * inv * w[i];
 }
 
 // ---- activation quantization (bit-exact with quantize_act_ref) ----
@@ -440,7 +466,7 @@ const LevelTable* avx2_table() {
       CpuLevel::Avx2,
       &avx2::traits,
       VecTraits{&avx2::fp16_to_fp32_row, &avx2::fp32_to_fp16_row, &avx2::dot_f32, &avx2::dot_f16_f32,
-                &avx2::axpy_f16_f32, &avx2::quantize_act, &avx2::swiglu},
+                &avx2::axpy_f16_f32, &avx2::quantize_act, &avx2::swiglu, &avx2::rmsnorm},
   };
   return &table;
 }

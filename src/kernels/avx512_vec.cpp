@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/fp16.h"
@@ -101,6 +102,35 @@ void swiglu(float* gate, const float* up, int64_t n) {
     const __m512 e = exp2_zmm(_mm512_mul_ps(g, nlog2e));
     const __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
     _mm512_mask_storeu_ps(gate + i, k, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(k, up + i)));
+  }
+}
+
+// The sum of squares in double: a float chain over a few thousand elements
+// would lose ~1e-4 relative, and the scalar double chain is latency-bound
+// (4 cycles an element: ~8% of an 8-token decode step went there).
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+    const __m512d a0 = _mm512_cvtps_pd(_mm512_castps512_ps256(a)), a1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1));
+    const __m512d b0 = _mm512_cvtps_pd(_mm512_castps512_ps256(b)), b1 = _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1));
+    s0 = _mm512_fmadd_pd(a0, a0, s0);
+    s1 = _mm512_fmadd_pd(a1, a1, s1);
+    s2 = _mm512_fmadd_pd(b0, b0, s2);
+    s3 = _mm512_fmadd_pd(b1, b1, s3);
+  }
+  for (; i < n; i += 8) {
+    const __mmask8 k = n - i >= 8 ? 0xFF : static_cast<__mmask8>((1u << (n - i)) - 1);
+    const __m512d a = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, x + i));
+    s0 = _mm512_fmadd_pd(a, a, s0);
+  }
+  const double ss = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+  const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps));
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 k = n - i >= 16 ? 0xFFFF : tail_mask(n - i);
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv);
+    _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, w + i)));
   }
 }
 
@@ -438,7 +468,7 @@ const LevelTable* avx512_table() {
       CpuLevel::Avx512,
       &avx512::traits,
       VecTraits{&avx512::fp16_to_fp32_row, &avx512::fp32_to_fp16_row, &avx512::dot_f32, &avx512::dot_f16_f32,
-                &avx512::axpy_f16_f32, &avx512::quantize_act, &avx512::swiglu},
+                &avx512::axpy_f16_f32, &avx512::quantize_act, &avx512::swiglu, &avx512::rmsnorm},
   };
   return &table;
 }

@@ -172,5 +172,8 @@ float dot_f32(const float* a, const float* b, int64_t n) { return detail::active
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) { return detail::active().vec.dot_f16_f32(a, b, n); }
 void axpy_f16_f32(float a, const uint16_t* x, float* y, int64_t n) { detail::active().vec.axpy_f16_f32(a, x, y, n); }
 void swiglu(float* gate, const float* up, int64_t n) { detail::active().vec.swiglu(gate, up, n); }
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+  detail::active().vec.rmsnorm(out, x, w, n, eps);
+}
 
 }  // namespace pl::kernels

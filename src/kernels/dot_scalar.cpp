@@ -244,6 +244,13 @@ void swiglu_ref(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void rmsnorm_ref(float* out, const float* x, const float* w, int64_t n, float eps) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
 }  // namespace
 
 const LevelTable& scalar_table() {
@@ -251,7 +258,7 @@ const LevelTable& scalar_table() {
       CpuLevel::Scalar,
       &scalar_traits,
       VecTraits{&fp16_to_fp32_row_ref, &fp32_to_fp16_row_ref, &dot_f32_ref, &dot_f16_f32_ref,
-                &axpy_f16_f32_ref, &quantize_act_ref, &swiglu_ref},
+                &axpy_f16_f32_ref, &quantize_act_ref, &swiglu_ref, &rmsnorm_ref},
   };
   return table;
 }

@@ -115,5 +115,9 @@ float dot_f16_f32(const uint16_t* a, const float* b, int64_t n);
 void axpy_f16_f32(float a, const uint16_t* x, float* y, int64_t n);
 // gate[i] = silu(gate[i]) * up[i] (the SwiGLU feed-forward activation).
 void swiglu(float* gate, const float* up, int64_t n);
+// out[i] = x[i] * inv * w[i], inv = 1 / sqrt(mean(x^2) + eps) (RMSNorm). The
+// sum of squares is taken in double (in any order: levels may differ in its
+// last bits, not in the float result but for rare ties); out may alias x.
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 
 }  // namespace pl::kernels

@@ -75,6 +75,7 @@ struct VecTraits {
   void (*axpy_f16_f32)(float, const uint16_t*, float*, int64_t) = nullptr;
   QuantizeActFn quantize_act = nullptr;
   void (*swiglu)(float* gate, const float* up, int64_t n) = nullptr;
+  void (*rmsnorm)(float* out, const float* x, const float* w, int64_t n, float eps) = nullptr;
 };
 
 struct LevelTable {

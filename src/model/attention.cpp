@@ -19,9 +19,14 @@ constexpr int kRowsPerTask = 64;
 }  // namespace
 
 void store_kv(const ModelConfig& c, int layer, const Batch& batch, const float* k, const float* v, KvStore& kv) {
+  store_kv(c, layer, batch, k, v, kv, 0, batch.n_tokens());
+}
+
+void store_kv(const ModelConfig& c, int layer, const Batch& batch, const float* k, const float* v, KvStore& kv,
+              int32_t t0, int32_t t1) {
   const int B = kv.config().block_size, D = c.head_dim;
   for (const BatchSeq& s : batch.seqs) {
-    for (int32_t t = s.tok_begin; t < s.tok_end; ++t) {
+    for (int32_t t = std::max(s.tok_begin, t0); t < std::min(s.tok_end, t1); ++t) {
       const int32_t p = batch.pos[t];
       PL_CHECK(p / B < static_cast<int32_t>(s.block_table.size()), "position {} has no KV block", p);
       const int block = s.block_table[p / B];

@@ -26,6 +26,9 @@ struct AttentionScratch {
 
 // Writes each token's K and V rows ([n_tokens, n_embd_kv], fp32) into its slot of the cache as fp16.
 void store_kv(const ModelConfig& c, int layer, const Batch& batch, const float* k, const float* v, KvStore& kv);
+// The same for batch tokens [t0, t1) only (each token has its own slot, so ranges may run in parallel).
+void store_kv(const ModelConfig& c, int layer, const Batch& batch, const float* k, const float* v, KvStore& kv,
+              int32_t t0, int32_t t1);
 
 // out[t] = softmax(q[t] . K^T / sqrt(head_dim)) V over positions 0..pos[t] of t's sequence, per head,
 // query head h reading KV head h / n_group. q, out: [n_tokens, n_embd_q].

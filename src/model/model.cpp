@@ -13,10 +13,7 @@ namespace {
 // RMSNorm: x / sqrt(mean(x^2) + eps) * w. Scale-invariant normalization (no
 // mean subtraction), the llama family's choice.
 void rmsnorm(float* out, const float* x, std::span<const float> w, int n, float eps) {
-  double ss = 0.0;
-  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
-  for (int i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+  kernels::rmsnorm(out, x, w.data(), n, eps);
 }
 
 void rmsnorm_rows(float* out, const float* x, std::span<const float> w, int n_rows, int n, float eps) {
@@ -31,6 +28,8 @@ void add_bias(float* y, std::span<const float> b, int n_rows, int n) {
 
 // Rotary embedding of each head of each token: pairs of dimensions are rotated
 // by an angle proportional to the position, so q.k depends on the distance.
+// The layout test sits outside the loops, so each inner loop is a plain
+// elementwise one the compiler vectorizes.
 void rope_rows(float* x, int n_rows, int n_heads, int head_dim, int n_rot, RopeLayout layout, const float* cos_t,
                const float* sin_t) {
   const int half = n_rot / 2;
@@ -39,24 +38,44 @@ void rope_rows(float* x, int n_rows, int n_heads, int head_dim, int n_rot, RopeL
     const float* sn = sin_t + static_cast<size_t>(r) * half;
     for (int h = 0; h < n_heads; ++h) {
       float* v = x + (static_cast<size_t>(r) * n_heads + h) * head_dim;
-      for (int i = 0; i < half; ++i) {
-        const int a = layout == RopeLayout::Normal ? 2 * i : i;
-        const int b = layout == RopeLayout::Normal ? 2 * i + 1 : i + half;
-        const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cs[i] - x1 * sn[i];
-        v[b] = x0 * sn[i] + x1 * cs[i];
+      if (layout == RopeLayout::Normal) {
+        for (int i = 0; i < half; ++i) {
+          const float x0 = v[2 * i], x1 = v[2 * i + 1];
+          v[2 * i] = x0 * cs[i] - x1 * sn[i];
+          v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+        }
+      } else {
+        float* a = v;
+        float* b = v + half;
+        for (int i = 0; i < half; ++i) {
+          const float x0 = a[i], x1 = b[i];
+          a[i] = x0 * cs[i] - x1 * sn[i];
+          b[i] = x0 * sn[i] + x1 * cs[i];
+        }
       }
     }
   }
 }
 
-// SwiGLU: silu(gate) * up, with silu(x) = x * sigmoid(x). One exp per element
-// of [n_tokens, n_ff] is a visible share of a prefill, so large batches split it
-// over the pool; a decode step's few thousand stay on one thread (a parallel
-// section costs more than they do, and much more when the cores are shared).
+// Runs fn(t0, t1) on token rows [0, T), split over the pool from min_rows
+// rows up. Right after a matmul the workers are still spinning, so a section
+// starts within a microsecond; the per-token work between the matmuls of an
+// 8-token decode step (RoPE, the KV stores, SwiGLU) took ~6% of the step on
+// one thread while the other waited. Norms and residual adds take ~1 us a
+// decode step's worth of rows, so they split only for prefill-sized batches.
+constexpr int kRowsPerSection = 64;
+template <class F>
+void parallel_rows(int T, int min_rows, ThreadPool& pool, F&& fn) {
+  if (T < min_rows || pool.size() == 1) return fn(0, T);
+  pool.run([&](int ith, int nth) { fn(T * ith / nth, T * (ith + 1) / nth); });
+}
+
+// SwiGLU: silu(gate) * up, with silu(x) = x * sigmoid(x): one exp and one
+// division per element of [n_tokens, n_ff], split over the pool from a few
+// tokens up (a single token's 5632 stay on one thread).
 void swiglu(float* gate, const float* up, size_t n, ThreadPool& pool) {
   auto run = [&](size_t a, size_t b) { kernels::swiglu(gate + a, up + a, static_cast<int64_t>(b - a)); };
-  if (n < 65536 || pool.size() == 1) return run(0, n);
+  if (n < 16384 || pool.size() == 1) return run(0, n);
   pool.run([&](int ith, int nth) { run(n * ith / nth, n * (ith + 1) / nth); });
 }
 
@@ -143,38 +162,55 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = w.layers[l];
     // Attention block.
-    rmsnorm_rows(xb, x, L.attn_norm, T, E, c.rms_norm_eps);
+    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+      rmsnorm_rows(xb + static_cast<size_t>(t0) * E, x + static_cast<size_t>(t0) * E, L.attn_norm, t1 - t0, E, c.rms_norm_eps);
+    });
     dbg("attn_norm", l, xb, E);
     const kernels::MatmulOutput qkv[] = {{&L.wq, st.q_.data(), Q}, {&L.wk, st.k_.data(), KV}, {&L.wv, st.v_.data(), KV}};
     kernels::matmul_multi(qkv, xb, E, T, pool);
-    add_bias(st.q_.data(), L.bq, T, Q);
-    add_bias(st.k_.data(), L.bk, T, KV);
-    add_bias(st.v_.data(), L.bv, T, KV);
-    if (c.has_qk_norm) {
-      rmsnorm_rows(st.q_.data(), st.q_.data(), L.q_norm, T * c.n_head, D, c.rms_norm_eps);
-      rmsnorm_rows(st.k_.data(), st.k_.data(), L.k_norm, T * c.n_head_kv, D, c.rms_norm_eps);
-    }
-    rope_rows(st.q_.data(), T, c.n_head, D, c.n_rot, c.rope_layout, st.rope_cos_.data(), st.rope_sin_.data());
-    rope_rows(st.k_.data(), T, c.n_head_kv, D, c.n_rot, c.rope_layout, st.rope_cos_.data(), st.rope_sin_.data());
+    // Per token: biases, QK-norm, RoPE, then K and V into the cache.
+    auto qkv_post = [&](int t0, int t1) {
+      const int n = t1 - t0;
+      float* q = st.q_.data() + static_cast<size_t>(t0) * Q;
+      float* k = st.k_.data() + static_cast<size_t>(t0) * KV;
+      add_bias(q, L.bq, n, Q);
+      add_bias(k, L.bk, n, KV);
+      add_bias(st.v_.data() + static_cast<size_t>(t0) * KV, L.bv, n, KV);
+      if (c.has_qk_norm) {
+        rmsnorm_rows(q, q, L.q_norm, n * c.n_head, D, c.rms_norm_eps);
+        rmsnorm_rows(k, k, L.k_norm, n * c.n_head_kv, D, c.rms_norm_eps);
+      }
+      const float* cs = st.rope_cos_.data() + static_cast<size_t>(t0) * half;
+      const float* sn = st.rope_sin_.data() + static_cast<size_t>(t0) * half;
+      rope_rows(q, n, c.n_head, D, c.n_rot, c.rope_layout, cs, sn);
+      rope_rows(k, n, c.n_head_kv, D, c.n_rot, c.rope_layout, cs, sn);
+      store_kv(c, l, batch, st.k_.data(), st.v_.data(), kv, t0, t1);
+    };
+    parallel_rows(T, 2, pool, qkv_post);
     dbg("q", l, st.q_.data(), Q);
     dbg("k", l, st.k_.data(), KV);
     dbg("v", l, st.v_.data(), KV);
-    store_kv(c, l, batch, st.k_.data(), st.v_.data(), kv);
     attention(c, l, batch, kv, st.q_.data(), st.att_.data(), st.attn_scratch_, pool);
     dbg("kqv_out", l, st.att_.data(), Q);
     kernels::matmul(L.wo, st.att_.data(), Q, T, xb, E, pool);
     dbg("attn_out", l, xb, E);
-    add_into(x, xb, static_cast<size_t>(T) * E);
+    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+      add_into(x + static_cast<size_t>(t0) * E, xb + static_cast<size_t>(t0) * E, static_cast<size_t>(t1 - t0) * E);
+    });
 
     // Feed-forward block.
-    rmsnorm_rows(xb, x, L.ffn_norm, T, E, c.rms_norm_eps);
+    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+      rmsnorm_rows(xb + static_cast<size_t>(t0) * E, x + static_cast<size_t>(t0) * E, L.ffn_norm, t1 - t0, E, c.rms_norm_eps);
+    });
     dbg("ffn_norm", l, xb, E);
     const kernels::MatmulOutput gate_up[] = {{&L.w_gate, st.hb_.data(), F}, {&L.w_up, st.hb2_.data(), F}};
     kernels::matmul_multi(gate_up, xb, E, T, pool);
     swiglu(st.hb_.data(), st.hb2_.data(), static_cast<size_t>(T) * F, pool);
     kernels::matmul(L.w_down, st.hb_.data(), F, T, xb, E, pool);
     dbg("ffn_out", l, xb, E);
-    add_into(x, xb, static_cast<size_t>(T) * E);
+    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+      add_into(x + static_cast<size_t>(t0) * E, xb + static_cast<size_t>(t0) * E, static_cast<size_t>(t1 - t0) * E);
+    });
     dbg("l_out", l, x, E);
   }
 

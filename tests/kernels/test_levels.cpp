@@ -257,6 +257,38 @@ TEST(Levels, SwigluMatchesScalar) {
   }
 }
 
+TEST(Levels, RmsnormMatchesScalar) {
+  const LevelTable& ref = detail::scalar_table();
+  for (CpuLevel l : simd_levels()) {
+    const LevelTable& simd = table_of(l);
+    for (int64_t n : {1, 7, 8, 16, 31, 33, 64, 100, 2048, 5632}) {
+      auto x = test::random_floats(static_cast<size_t>(n), 11);
+      auto w = test::random_floats(static_cast<size_t>(n), 12);
+      if (n >= 3) x[0] = 300.0f, x[1] = -1e-20f, x[2] = 0.0f;  // an outlier, a tiny and a zero element
+      std::vector<float> r1(static_cast<size_t>(n)), r2(static_cast<size_t>(n));
+      ref.vec.rmsnorm(r1.data(), x.data(), w.data(), n, 1e-5f);
+      simd.vec.rmsnorm(r2.data(), x.data(), w.data(), n, 1e-5f);
+      double ss = 0;
+      for (float v : x) ss += static_cast<double>(v) * v;
+      const double inv = 1.0 / std::sqrt(ss / static_cast<double>(n) + 1e-5);
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t k = static_cast<size_t>(i);
+        // Against the scalar level (the same formula, sums in another order) and against the definition.
+        ASSERT_NEAR(r1[k], r2[k], 2e-7f * std::fabs(r1[k]) + 1e-30f) << cpu_level_name(l) << " n=" << n << " i=" << i;
+        ASSERT_NEAR(r2[k], x[k] * inv * w[k], 1e-6 * std::fabs(x[k] * inv * w[k]) + 1e-30) << cpu_level_name(l);
+      }
+      // In place (out aliasing x) gives the same result.
+      std::vector<float> in_place(x);
+      simd.vec.rmsnorm(in_place.data(), in_place.data(), w.data(), n, 1e-5f);
+      for (size_t k = 0; k < x.size(); ++k) ASSERT_EQ(std::bit_cast<uint32_t>(in_place[k]), std::bit_cast<uint32_t>(r2[k]));
+    }
+    // All zeros: the output is zero, not NaN (eps keeps the denominator positive).
+    std::vector<float> z(40, 0.0f), w(40, 1.0f), out(40, 1.0f);
+    simd.vec.rmsnorm(out.data(), z.data(), w.data(), 40, 1e-6f);
+    for (float v : out) ASSERT_EQ(v, 0.0f) << cpu_level_name(l);
+  }
+}
+
 // PARALLAMA_CPU is read once at first use; check it in a child process.
 std::string run_self_with_env(const std::string& env) {
   const std::string cmd = env + " /proc/" + std::to_string(getpid()) +
