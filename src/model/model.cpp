@@ -70,13 +70,15 @@ void parallel_rows(int T, int min_rows, ThreadPool& pool, F&& fn) {
   pool.run([&](int ith, int nth) { fn(T * ith / nth, T * (ith + 1) / nth); });
 }
 
-// SwiGLU: silu(gate) * up, with silu(x) = x * sigmoid(x): one exp and one
-// division per element of [n_tokens, n_ff], split over the pool from a few
-// tokens up (a single token's 5632 stay on one thread).
-void swiglu(float* gate, const float* up, size_t n, ThreadPool& pool) {
-  auto run = [&](size_t a, size_t b) { kernels::swiglu(gate + a, up + a, static_cast<int64_t>(b - a)); };
-  if (n < 16384 || pool.size() == 1) return run(0, n);
-  pool.run([&](int ith, int nth) { run(n * ith / nth, n * (ith + 1) / nth); });
+// SwiGLU: silu(gate) * up, with silu(x) = x * sigmoid(x), on [T, F]: one exp
+// and one division per element, split over the pool from 16K elements up (a
+// single token's 5632 stay on one thread).
+void swiglu_rows(float* gate, const float* up, int T, int F, ThreadPool& pool) {
+  constexpr int kSplitElems = 16384;
+  parallel_rows(T, (kSplitElems + F - 1) / F, pool, [&](int t0, int t1) {
+    const size_t a = static_cast<size_t>(t0) * F;
+    kernels::swiglu(gate + a, up + a, static_cast<int64_t>(t1 - t0) * F);
+  });
 }
 
 void add_into(float* x, const float* y, size_t n) {
@@ -159,12 +161,23 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
 
   float* x = st.x_.data();
   float* xb = st.xb_.data();
+  // xb = RMSNorm(x) with weights nw, and the residual x += xb, row by row.
+  auto norm_into_xb = [&](std::span<const float> nw) {
+    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+      const size_t a = static_cast<size_t>(t0) * E;
+      rmsnorm_rows(xb + a, x + a, nw, t1 - t0, E, c.rms_norm_eps);
+    });
+  };
+  auto add_xb_into_x = [&] {
+    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+      const size_t a = static_cast<size_t>(t0) * E;
+      add_into(x + a, xb + a, static_cast<size_t>(t1 - t0) * E);
+    });
+  };
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& L = w.layers[l];
     // Attention block.
-    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
-      rmsnorm_rows(xb + static_cast<size_t>(t0) * E, x + static_cast<size_t>(t0) * E, L.attn_norm, t1 - t0, E, c.rms_norm_eps);
-    });
+    norm_into_xb(L.attn_norm);
     dbg("attn_norm", l, xb, E);
     const kernels::MatmulOutput qkv[] = {{&L.wq, st.q_.data(), Q}, {&L.wk, st.k_.data(), KV}, {&L.wv, st.v_.data(), KV}};
     kernels::matmul_multi(qkv, xb, E, T, pool);
@@ -194,23 +207,17 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
     dbg("kqv_out", l, st.att_.data(), Q);
     kernels::matmul(L.wo, st.att_.data(), Q, T, xb, E, pool);
     dbg("attn_out", l, xb, E);
-    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
-      add_into(x + static_cast<size_t>(t0) * E, xb + static_cast<size_t>(t0) * E, static_cast<size_t>(t1 - t0) * E);
-    });
+    add_xb_into_x();
 
     // Feed-forward block.
-    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
-      rmsnorm_rows(xb + static_cast<size_t>(t0) * E, x + static_cast<size_t>(t0) * E, L.ffn_norm, t1 - t0, E, c.rms_norm_eps);
-    });
+    norm_into_xb(L.ffn_norm);
     dbg("ffn_norm", l, xb, E);
     const kernels::MatmulOutput gate_up[] = {{&L.w_gate, st.hb_.data(), F}, {&L.w_up, st.hb2_.data(), F}};
     kernels::matmul_multi(gate_up, xb, E, T, pool);
-    swiglu(st.hb_.data(), st.hb2_.data(), static_cast<size_t>(T) * F, pool);
+    swiglu_rows(st.hb_.data(), st.hb2_.data(), T, F, pool);
     kernels::matmul(L.w_down, st.hb_.data(), F, T, xb, E, pool);
     dbg("ffn_out", l, xb, E);
-    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
-      add_into(x + static_cast<size_t>(t0) * E, xb + static_cast<size_t>(t0) * E, static_cast<size_t>(t1 - t0) * E);
-    });
+    add_xb_into_x();
     dbg("l_out", l, x, E);
   }
 
