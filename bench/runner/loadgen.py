@@ -212,6 +212,9 @@ def run(args):
         "itl_ms_p95": percentile(itl, 95),
         "cached_tokens": sum(r["cached_n"] for r in results),
         "engine_steps": steps,
+        # Time the engine spent in its forward passes (scheduling to logits):
+        # wall_s minus this is what sampling, streaming, HTTP and the clients add.
+        "engine_forward_s": delta("parallama_runner_step_seconds_total"),
         "tokens_per_step": (delta("parallama_runner_generated_tokens_total") +
                             delta("parallama_runner_prompt_tokens_total")) / steps if steps else float("nan"),
         "preemptions": delta("parallama_runner_preemptions_total"),

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -85,6 +86,29 @@ void add_into(float* x, const float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+// The rows of `batch` that want logits, as a batch of their own (same
+// sequences, positions and block tables) in `out`, with each row's index in
+// `batch` in `src` (increasing). Returns the number of rows.
+int gather_output_rows(const Batch& batch, Batch& out, std::vector<int32_t>& src) {
+  out.clear();
+  src.clear();
+  for (const BatchSeq& s : batch.seqs) {
+    BatchSeq o;
+    o.tok_begin = out.n_tokens();
+    for (int32_t t = s.tok_begin; t < s.tok_end; ++t) {
+      if (!batch.want_logits[t]) continue;
+      out.token.push_back(batch.token[t]);
+      out.pos.push_back(batch.pos[t]);
+      out.want_logits.push_back(1);
+      src.push_back(t);
+    }
+    o.tok_end = out.n_tokens();
+    o.block_table = s.block_table;
+    if (o.tok_end > o.tok_begin) out.seqs.push_back(o);
+  }
+  return out.n_tokens();
+}
+
 }  // namespace
 
 Model::Model(GgufFile file) : file_(std::move(file)) {
@@ -161,15 +185,19 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
 
   float* x = st.x_.data();
   float* xb = st.xb_.data();
+  // The rows the layers compute: the whole batch, except in the last layer
+  // (see below), where `rows` may become the subset whose outputs are read.
+  const Batch* rows = &batch;
+  int R = T;
   // xb = RMSNorm(x) with weights nw, and the residual x += xb, row by row.
   auto norm_into_xb = [&](std::span<const float> nw) {
-    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+    parallel_rows(R, kRowsPerSection, pool, [&](int t0, int t1) {
       const size_t a = static_cast<size_t>(t0) * E;
       rmsnorm_rows(xb + a, x + a, nw, t1 - t0, E, c.rms_norm_eps);
     });
   };
   auto add_xb_into_x = [&] {
-    parallel_rows(T, kRowsPerSection, pool, [&](int t0, int t1) {
+    parallel_rows(R, kRowsPerSection, pool, [&](int t0, int t1) {
       const size_t a = static_cast<size_t>(t0) * E;
       add_into(x + a, xb + a, static_cast<size_t>(t1 - t0) * E);
     });
@@ -203,9 +231,28 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
     dbg("q", l, st.q_.data(), Q);
     dbg("k", l, st.k_.data(), KV);
     dbg("v", l, st.v_.data(), KV);
-    attention(c, l, batch, kv, st.q_.data(), st.att_.data(), st.attn_scratch_, pool);
+    // In the last layer only the rows whose outputs are read need the rest:
+    // every row has stored its K and V above, but nothing reads a row's
+    // attention output or feed-forward there except its own logits. So when
+    // the caller wants logits for some rows and no hidden states (a prompt
+    // wants its last token's only), the layer goes on with those rows,
+    // gathered to the front (a row never moves back), and with none when
+    // none is read: 1/n_layer of a prompt's work. Skipped under a debug hook,
+    // which compares whole tensors.
+    if (l == c.n_layer - 1 && hidden == nullptr && !st.debug && gather_output_rows(batch, st.out_batch_, st.out_src_) < T) {
+      rows = &st.out_batch_;
+      R = rows->n_tokens();
+      if (R == 0) return 0;
+      for (int i = 0; i < R; ++i) {
+        const int t = st.out_src_[i];
+        if (t == i) continue;
+        std::copy_n(st.q_.data() + static_cast<size_t>(t) * Q, Q, st.q_.data() + static_cast<size_t>(i) * Q);
+        std::copy_n(x + static_cast<size_t>(t) * E, E, x + static_cast<size_t>(i) * E);
+      }
+    }
+    attention(c, l, *rows, kv, st.q_.data(), st.att_.data(), st.attn_scratch_, pool);
     dbg("kqv_out", l, st.att_.data(), Q);
-    kernels::matmul(L.wo, st.att_.data(), Q, T, xb, E, pool);
+    kernels::matmul(L.wo, st.att_.data(), Q, R, xb, E, pool);
     dbg("attn_out", l, xb, E);
     add_xb_into_x();
 
@@ -213,9 +260,9 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
     norm_into_xb(L.ffn_norm);
     dbg("ffn_norm", l, xb, E);
     const kernels::MatmulOutput gate_up[] = {{&L.w_gate, st.hb_.data(), F}, {&L.w_up, st.hb2_.data(), F}};
-    kernels::matmul_multi(gate_up, xb, E, T, pool);
-    swiglu_rows(st.hb_.data(), st.hb2_.data(), T, F, pool);
-    kernels::matmul(L.w_down, st.hb_.data(), F, T, xb, E, pool);
+    kernels::matmul_multi(gate_up, xb, E, R, pool);
+    swiglu_rows(st.hb_.data(), st.hb2_.data(), R, F, pool);
+    kernels::matmul(L.w_down, st.hb_.data(), F, R, xb, E, pool);
     dbg("ffn_out", l, xb, E);
     add_xb_into_x();
     dbg("l_out", l, x, E);
@@ -224,8 +271,8 @@ int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& s
   // Final norm, then logits only for the rows that need them.
   if (hidden != nullptr) rmsnorm_rows(hidden, x, w.output_norm, T, E, c.rms_norm_eps);
   int n_out = 0;
-  for (int t = 0; t < T; ++t) {
-    if (!batch.want_logits[t]) continue;
+  for (int t = 0; t < R; ++t) {
+    if (!rows->want_logits[t]) continue;
     rmsnorm(st.out_rows_.data() + static_cast<size_t>(n_out) * E, x + static_cast<size_t>(t) * E, w.output_norm, E,
             c.rms_norm_eps);
     ++n_out;

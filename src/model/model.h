@@ -69,6 +69,8 @@ class ForwardState {
   std::vector<float> rope_sin_;  // [max_tokens, n_rot / 2]
   std::vector<double> rope_inv_freq_;  // [n_rot / 2] angle per position of each rotary pair
   std::vector<float> out_rows_;  // [max_tokens, n_embd] rows that need logits, gathered
+  Batch out_batch_;  // the last layer's rows when only some outputs are read (see forward)
+  std::vector<int32_t> out_src_;  // each of those rows' index in the batch
   AttentionScratch attn_scratch_;
 };
 
@@ -76,6 +78,9 @@ class ForwardState {
 // writes n_vocab logits to `logits` ([n_out, n_vocab]); when `hidden` is given,
 // also writes every token's final normed hidden state ([n_tokens, n_embd]).
 // Returns n_out. Throws pl::Error for a token id outside the vocabulary.
+// Without `hidden` (and without a debug hook), the last layer computes its
+// attention output and feed-forward only for the rows that want logits:
+// every row's K and V are stored all the same.
 int forward(const Model& model, const Batch& batch, KvStore& kv, ForwardState& st, ThreadPool& pool, float* logits,
             float* hidden = nullptr);
 

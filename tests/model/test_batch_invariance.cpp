@@ -100,7 +100,76 @@ void check_invariance(const std::string& type, float tol) {
   }
 }
 
+// Rows that want no logits still store their K and V, and the rows that want
+// them get the same logits as when every row is computed: forward computes
+// the last layer's attention output and feed-forward for the read rows only.
+void check_output_rows(const std::string& type, float tol) {
+  TempDir dir;
+  write_random_model(small_model_spec(type, 12), dir.file("m.gguf"), 2);
+  auto model = Model::load(dir.file("m.gguf"));
+  const ModelConfig& c = model->config();
+  const int V = c.n_vocab;
+  ThreadPool pool(2);
+  std::mt19937 rng(9);
+  const int block_size = 8, n_blocks = 32;
+  std::vector<std::vector<int32_t>> tokens(3), blocks(3);
+  for (int s = 0; s < 3; ++s) {
+    for (int i = 0; i < 40; ++i) tokens[s].push_back(static_cast<int32_t>(rng() % V));
+    for (int i = 0; i < 5; ++i) blocks[s].push_back(s * 5 + i);
+  }
+  KvStore kv_all({c.n_layer, c.n_head_kv, c.head_dim, block_size, n_blocks});
+  KvStore kv_some({c.n_layer, c.n_head_kv, c.head_dim, block_size, n_blocks});
+  ForwardState st(c, 64, pool.size());
+  std::vector<float> all(64 * V), some(64 * V);
+  std::vector<int> done(3, 0);
+  int n_none = 0, n_partial = 0;
+  while (done[0] < 40 || done[1] < 40 || done[2] < 40) {
+    Batch b;
+    for (int s = 0; s < 3; ++s) {
+      if (done[s] == 40 || rng() % 4 == 0) continue;
+      const int n = std::min<int>(1 + rng() % 9, 40 - done[s]);
+      b.add_seq(std::span<const int32_t>(tokens[s]).subspan(done[s], n), done[s], blocks[s], false);
+      done[s] += n;
+    }
+    if (b.n_tokens() == 0) continue;
+    Batch b_all = b;
+    std::fill(b_all.want_logits.begin(), b_all.want_logits.end(), 1);
+    ASSERT_EQ(forward(*model, b_all, kv_all, st, pool, all.data()), b.n_tokens());
+    // Some rows (any of them, not only a sequence's last; possibly none) want logits.
+    std::vector<int> wanted;
+    for (int t = 0; t < b.n_tokens(); ++t) {
+      b.want_logits[t] = rng() % 3 == 0;
+      if (b.want_logits[t]) wanted.push_back(t);
+    }
+    n_none += wanted.empty();
+    n_partial += !wanted.empty() && static_cast<int>(wanted.size()) < b.n_tokens();
+    ASSERT_EQ(forward(*model, b, kv_some, st, pool, some.data()), static_cast<int>(wanted.size()));
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      const float* ref = all.data() + static_cast<size_t>(wanted[i]) * V;
+      const float* got = some.data() + i * V;
+      double max_diff = 0, max_ref = 0;
+      for (int v = 0; v < V; ++v) {
+        max_diff = std::max(max_diff, static_cast<double>(std::fabs(ref[v] - got[v])));
+        max_ref = std::max(max_ref, static_cast<double>(std::fabs(ref[v])));
+      }
+      ASSERT_LE(max_diff, tol * max_ref) << type << ": row " << wanted[i] << " of " << b.n_tokens();
+    }
+  }
+  EXPECT_GT(n_none, 0);
+  EXPECT_GT(n_partial, 0);
+  // The cache holds the same K and V either way: the last rows of each sequence, all wanted, agree.
+  Batch last;
+  for (int s = 0; s < 3; ++s) last.add_seq(std::span<const int32_t>(tokens[s]).subspan(39, 1), 39, blocks[s], true);
+  // (Position 39 again: it overwrites its own K and V with the same values.)
+  ASSERT_EQ(forward(*model, last, kv_all, st, pool, all.data()), 3);
+  ASSERT_EQ(forward(*model, last, kv_some, st, pool, some.data()), 3);
+  for (size_t i = 0; i < static_cast<size_t>(3) * V; ++i) ASSERT_NEAR(all[i], some[i], tol * 100);
+}
+
 }  // namespace
+
+TEST(OutputRows, F32) { check_output_rows("f32", 1e-5f); }
+TEST(OutputRows, Q4_0) { check_output_rows("q4_0", 1e-5f); }
 
 TEST(BatchInvariance, F32) { check_invariance("f32", 1e-4f); }
 TEST(BatchInvariance, Q8_0) { check_invariance("q8_0", 1e-4f); }
