@@ -93,16 +93,31 @@ PL_INLINE void store_tile(const PackedGemmArgs& a, int64_t g, int64_t t0, const 
 struct SrcQ4_0 {
   static constexpr size_t kPair = 576, kScales = 512;
   static constexpr float kOddScale = 1.0f / 16;
-  template <int kHalf>
+  // Both halves use the same 64 bytes. Up to 8 tokens the compiler keeps the
+  // even half's 8 loads in registers for the odd half; at 12 tokens (24
+  // accumulators) that would push accumulators out to the stack, so there
+  // each half loads again, folded into its AND (kReload; in asm so that the
+  // compiler cannot merge the loads). Alternated in-cache runs, one core:
+  // 12 tokens +3.5% this way, 8 tokens -5%.
+  template <int kHalf, bool kReload>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i m4) {
-    const __m512i v = _mm512_load_si512(pair + 64 * j);
+    const auto* p = reinterpret_cast<const __m512i*>(pair + 64 * j);
+    if constexpr (kReload) {
+      __m512i r;
+      if constexpr (kHalf == 0)
+        __asm__("vpandd %1, %2, %0" : "=v"(r) : "m"(*p), "v"(m4));
+      else
+        __asm__("vpandnd %1, %2, %0" : "=v"(r) : "m"(*p), "v"(m4));
+      return r;
+    }
+    const __m512i v = _mm512_load_si512(p);
     return kHalf == 0 ? _mm512_and_si512(v, m4) : _mm512_andnot_si512(m4, v);
   }
 };
 struct SrcQ8_0 {
   static constexpr size_t kPair = 1088, kScales = 1024;
   static constexpr float kOddScale = 1.0f;
-  template <int kHalf>
+  template <int kHalf, bool>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i) {
     return _mm512_load_si512(pair + 512 * kHalf + 64 * j);
   }
@@ -122,7 +137,7 @@ PL_INLINE void legacy_block(const uint8_t* pair, size_t gb, const uint8_t* xb, s
   for (int j = 0; j < 8; ++j) {
     __m512i wv[R];
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) wv[r] = Src::template w<kHalf>(pair + r * gb, j, m4);
+    for (int r = 0; r < R; ++r) wv[r] = Src::template w<kHalf, (R * C > 8)>(pair + r * gb, j, m4);
 #pragma GCC unroll 16
     for (int t = 0; t < C; ++t) {
 #pragma GCC unroll 16
