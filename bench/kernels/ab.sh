@@ -2,7 +2,9 @@
 # Alternated A/B of bench_kernels binaries on one benchmark: on a shared host
 # single runs move by +-30% with the neighbours' load, so each round runs
 # every binary once, in turn, and the summary gives per binary the best and
-# the median of the rounds, for time (ms) and rate (GOP/s) counters alike.
+# the median of the rounds, for time (ms) and rate (GOP/s) counters alike,
+# and for each later binary the median of its per-round GOP/s ratios to the
+# first binary's (a paired comparison: both ran in the same minute).
 #
 #   bench/kernels/ab.sh ROUNDS FILTER BINARY...      (PARALLAMA_THREADS as usual, default 2)
 #   e.g. bench/kernels/ab.sh 10 'BatchStep/Q4_0/n_tok:8' /tmp/base/bench_kernels build/bin/bench_kernels
@@ -33,4 +35,10 @@ for i, n in enumerate(names):
     runs = " ".join("%g" % v for v in m)
     if m: s += f"ms best {min(m):.1f} median {statistics.median(m):.1f} ({runs})"
     if g: s += f"  GOP/s best {max(g):.1f} median {statistics.median(g):.1f}"
+    # Rounds alternate the binaries, so each round is a pair against the first binary.
+    base = gops.get(0, [])
+    pairs = [(a, b) for a, b in zip(base, gops.get(i, [])) if i > 0 and not math.isnan(a) and not math.isnan(b)]
+    if pairs:
+        r = [b / a for a, b in pairs]
+        s += f"  paired GOP/s ratio to {names[0]}: median {statistics.median(r):.3f}, {sum(x > 1 for x in r)} of {len(r)} higher"
     print(s)' "$@"
