@@ -98,7 +98,7 @@ struct SrcQ4_0 {
   // accumulators) that would push accumulators out to the stack, so there
   // each half loads again, folded into its AND (kReload; in asm so that the
   // compiler cannot merge the loads). Alternated in-cache runs, one core:
-  // 12 tokens +3.5% this way, 8 tokens -5%.
+  // 12 tokens +1-3.5% this way, 8 tokens -5%.
   template <int kHalf, bool kReload>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i m4) {
     const auto* p = reinterpret_cast<const __m512i*>(pair + 64 * j);
