@@ -307,7 +307,7 @@ int register_all() {
       benchmark::RegisterBenchmark(
           ("MatmulInCache/" + std::string(name) + "/" + std::to_string(in_cache_rows) + "x2048").c_str(), BM_Matmul,
           t, in_cache_rows, int64_t{2048}, packed, true)
-          ->Arg(1)->Arg(4)->Arg(8)->Arg(12)->Arg(64)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime()
+          ->Arg(1)->Arg(2)->Arg(4)->Arg(6)->Arg(8)->Arg(12)->Arg(64)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime()
           ->ComputeStatistics("max", max_of);
   }
   for (const char* m : {"Q4_0", "Q8_0", "Q4_K_M", "F16"}) {
