@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/avx512_reduce.h"
 #include "kernels/fp16.h"
 #include "kernels/kernels_internal.h"
 #include "kernels/simd_exp.h"
@@ -136,11 +137,50 @@ void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
 
 // ---- activation quantization (bit-exact with quantize_act_ref) ----
 
+// 32-element blocks, 16 at a time: the blocks' max |x| and sums come out of
+// two transposing reductions (lane k = block k) instead of 32 horizontal ones,
+// each a chain of shuffles, and the scale divisions are two vector divides.
+// In the 8-token decode step this ran serially, ~1 ms of ~42 (1.9 G floats/s).
+void quantize_act16(DType wt, int off, const float* x, ActQ8x32* b, int64_t block0) {
+  __m512 r[16];
+#pragma GCC unroll 16
+  for (int k = 0; k < 16; ++k) r[k] = _mm512_max_ps(abs_ps(_mm512_loadu_ps(x + 32 * k)), abs_ps(_mm512_loadu_ps(x + 32 * k + 16)));
+  const __m512 amax = reduce_rows16_max(r);
+  const __m512 c127 = _mm512_set1_ps(127.0f);
+  alignas(64) float id[16], d[16], sum[16];
+  _mm512_store_ps(id, _mm512_maskz_div_ps(_mm512_cmp_ps_mask(amax, _mm512_setzero_ps(), _CMP_NEQ_UQ), c127, amax));
+  const __m512 vd = _mm512_div_ps(amax, c127);
+  _mm512_store_ps(d, vd);
+#pragma GCC unroll 16
+  for (int k = 0; k < 16; ++k) {
+    const __m512 vid = _mm512_set1_ps(id[k]);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * k), vid));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * k + 16), vid));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b[k].qs), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b[k].qs + 16), _mm512_cvtepi32_epi8(q1));
+    r[k] = _mm512_cvtepi32_ps(_mm512_add_epi32(q0, q1));  // |sum| <= 32 * 127: exact in float
+  }
+  const __m512 vsum = reduce_rows16_add(r);
+  _mm512_store_ps(sum, vsum);
+  alignas(64) float dsum[16];
+  _mm512_store_ps(dsum, _mm512_mul_ps(vd, vsum));
+  for (int k = 0; k < 16; ++k) {
+    const int s = static_cast<int>(sum[k]);
+    b[k].d = d[k];
+    b[k].bias = -off * s;
+    b[k].dsum = dsum[k];
+    b[k].bias_fbits = kFloatSumStart + b[k].bias * act_bias_scale(wt, block0 + k);
+  }
+}
+
 void quantize_act(DType wt, const float* x, void* dst, int64_t n) {
   const int off = act_offset(wt);
   if (block_elems(wt) == kQK) {
     auto* b = static_cast<ActQ8x32*>(dst);
-    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+    const int64_t nb = n / kQK;
+    int64_t i = 0;
+    for (; i + 16 <= nb; i += 16) quantize_act16(wt, off, x + i * kQK, b + i, i);
+    for (x += i * kQK; i < nb; ++i, x += kQK) {
       const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
       const float amax = _mm512_reduce_max_ps(_mm512_max_ps(abs_ps(v0), abs_ps(v1)));
       const float id = amax != 0.0f ? 127.0f / amax : 0.0f;

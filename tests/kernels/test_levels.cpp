@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -46,9 +47,12 @@ TEST(Levels, ActivationQuantizationBitExact) {
     for (DType t : test::weight_types()) {
       const detail::TypeTraits* tr = detail::scalar_table().traits(t);
       if (tr->act == ActFormat::F32) continue;
-      for (int64_t n : {256, 512, 2048 + 256}) {
+      // 16-block groups and a tail (the AVX-512 level takes 512 elements at a
+      // time), with an all-zero block inside a group.
+      for (int64_t n : {256, 512, 544, 2048 + 256}) {
         auto x = test::random_floats(static_cast<size_t>(n), 11 + static_cast<uint32_t>(n));
         x[3] = 0.0f;
+        if (n >= 512) std::fill(x.begin() + 160, x.begin() + 192, 0.0f);
         const size_t rb = detail::act_row_bytes(tr->act, n);
         std::vector<uint8_t> a(rb), b(rb);
         detail::quantize_act_ref(t, x.data(), a.data(), n);
