@@ -123,15 +123,33 @@ struct SrcQ8_0 {
   }
 };
 
+// The start of a token's int sums over one block: kFloatSumStart plus the
+// activation's folded zero-point (ActQ8x32::bias_fbits at xt, its block).
+PL_INLINE __m512i sum_start(const uint8_t* xt) {
+  return _mm512_set1_epi32(load_i32(xt + offsetof(ActQ8x32, bias_fbits)));
+}
+// Block kHalf's weight scales d_w (16 rows) and -1.5 * 2^23 * d_w.
+template <class Src, int kHalf>
+PL_INLINE void block_scales(const uint8_t* pair, __m512& dw, __m512& dw_start) {
+  dw = half16(pair + Src::kScales + 32 * kHalf);
+  if (kHalf == 1 && Src::kOddScale != 1.0f) dw = _mm512_mul_ps(dw, _mm512_set1_ps(Src::kOddScale));
+  dw_start = _mm512_mul_ps(dw, _mm512_set1_ps(-kFloatSumStartValue));
+}
+// The sum's bits are the float 1.5 * 2^23 + sum (kFloatSumStart): acc +=
+// round(sum * d_w) * d_x (d_x of the activation block at xt) in two instructions.
+PL_INLINE __m512 add_block_sum(__m512i isum, __m512 dw, __m512 dw_start, const uint8_t* xt, __m512 acc) {
+  return fmadd_m32(_mm512_fmadd_ps(_mm512_castsi512_ps(isum), dw, dw_start), xt + offsetof(ActQ8x32, d), acc);
+}
+
 template <class Src, int kHalf, int R, int C>
 PL_INLINE void legacy_block(const uint8_t* pair, size_t gb, const uint8_t* xb, size_t xs, __m512i m4,
                             __m512 (&acc)[R][C]) {
   __m512i ia[R][C];
 #pragma GCC unroll 16
   for (int t = 0; t < C; ++t) {
-    const __m512i bias = _mm512_set1_epi32(load_i32(xb + t * xs + offsetof(ActQ8x32, bias_fbits)));
+    const __m512i start = sum_start(xb + t * xs);
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) ia[r][t] = bias;
+    for (int r = 0; r < R; ++r) ia[r][t] = start;
   }
 #pragma GCC unroll 16
   for (int j = 0; j < 8; ++j) {
@@ -144,22 +162,14 @@ PL_INLINE void legacy_block(const uint8_t* pair, size_t gb, const uint8_t* xb, s
       for (int r = 0; r < R; ++r) ia[r][t] = dpbusd_m32(ia[r][t], wv[r], xb + t * xs + 4 * j);
     }
   }
-  // The sums' bits are the floats 1.5 * 2^23 + sum (kFloatSumStart):
-  // acc += round(sum * d_w) * d_x in two instructions per 8 vpdpbusd.
+  // Two float instructions per 8 vpdpbusd.
   __m512 dw[R], dw_start[R];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    dw[r] = half16(pair + r * gb + Src::kScales + 32 * kHalf);
-    if (kHalf == 1 && Src::kOddScale != 1.0f) dw[r] = _mm512_mul_ps(dw[r], _mm512_set1_ps(Src::kOddScale));
-    dw_start[r] = _mm512_mul_ps(dw[r], _mm512_set1_ps(-kFloatSumStartValue));
-  }
+  for (int r = 0; r < R; ++r) block_scales<Src, kHalf>(pair + r * gb, dw[r], dw_start[r]);
 #pragma GCC unroll 16
   for (int t = 0; t < C; ++t) {
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 sd = _mm512_fmadd_ps(_mm512_castsi512_ps(ia[r][t]), dw[r], dw_start[r]);
-      acc[r][t] = fmadd_m32(sd, xb + t * xs + offsetof(ActQ8x32, d), acc[r][t]);
-    }
+    for (int r = 0; r < R; ++r) acc[r][t] = add_block_sum(ia[r][t], dw[r], dw_start[r], xb + t * xs, acc[r][t]);
   }
 }
 
@@ -171,8 +181,8 @@ PL_INLINE void legacy_pair(const uint8_t* pair, const uint8_t* xb, size_t xs, __
   __m512i ia[2][C];
 #pragma GCC unroll 16
   for (int t = 0; t < C; ++t) {
-    ia[0][t] = _mm512_set1_epi32(load_i32(xb + t * xs + offsetof(ActQ8x32, bias_fbits)));
-    ia[1][t] = _mm512_set1_epi32(load_i32(xb + sizeof(ActQ8x32) + t * xs + offsetof(ActQ8x32, bias_fbits)));
+    ia[0][t] = sum_start(xb + t * xs);
+    ia[1][t] = sum_start(xb + sizeof(ActQ8x32) + t * xs);
   }
 #pragma GCC unroll 16
   for (int j = 0; j < 8; ++j) {
@@ -183,17 +193,14 @@ PL_INLINE void legacy_pair(const uint8_t* pair, const uint8_t* xb, size_t xs, __
       ia[1][t] = dpbusd_m32(ia[1][t], w1, xb + sizeof(ActQ8x32) + t * xs + 4 * j);
     }
   }
+  __m512 dw[2], dw_start[2];
+  block_scales<Src, 0>(pair, dw[0], dw_start[0]);
+  block_scales<Src, 1>(pair, dw[1], dw_start[1]);
 #pragma GCC unroll 2
   for (int h = 0; h < 2; ++h) {
-    __m512 dw = half16(pair + Src::kScales + 32 * h);
-    if (h == 1 && Src::kOddScale != 1.0f) dw = _mm512_mul_ps(dw, _mm512_set1_ps(Src::kOddScale));
-    const __m512 dw_start = _mm512_mul_ps(dw, _mm512_set1_ps(-kFloatSumStartValue));
-    const uint8_t* xh = xb + h * sizeof(ActQ8x32);
 #pragma GCC unroll 16
-    for (int t = 0; t < C; ++t) {
-      const __m512 sd = _mm512_fmadd_ps(_mm512_castsi512_ps(ia[h][t]), dw, dw_start);
-      acc[0][t] = fmadd_m32(sd, xh + t * xs + offsetof(ActQ8x32, d), acc[0][t]);
-    }
+    for (int t = 0; t < C; ++t)
+      acc[0][t] = add_block_sum(ia[h][t], dw[h], dw_start[h], xb + h * sizeof(ActQ8x32) + t * xs, acc[0][t]);
   }
 }
 
