@@ -183,6 +183,7 @@ void args(benchmark::internal::Benchmark* b) {
       b->Args({1, 512, 1, old, thr});     // decode, batch 1
       b->Args({1, 2048, 1, old, thr});    // decode, long context
       b->Args({16, 512, 1, old, thr});    // decode, batch 16
+      b->Args({8, 128, 1, old, thr});     // decode, the runner benchmark's shape (8 streams, short contexts)
     }
   b->UseRealTime()->Unit(benchmark::kMicrosecond);
 }

@@ -147,6 +147,95 @@ inline void attn_pv_rows(const float* p, const float* vf, int Dp, int nk, const 
   }
 }
 
+// The score and P x V kernels again for a sub-block that few rows see (a
+// decode token's G query heads): the keys and values are read as fp16 straight
+// from the cache block and converted in registers, once per use, instead of
+// being converted into kt / vf first (for 8 rows that pass was ~30% of the
+// tile's time). The caller takes this path only when one register block holds
+// all the rows (n_rows <= kRowsS), so each fp16 vector is still converted once.
+
+// S[r][0, kKeys) = qs[r] . keys for RB rows; key j's dimension d at kb[d * B + j].
+// All kKeys lanes are computed: past the sub-block's valid keys they hold
+// whatever the block holds there (even NaN), and the softmax masks them.
+template <class V, int RB>
+inline void attn_scores_f16(const float* qs, int D, const uint16_t* kb, int B, float* s) {
+  constexpr int NV = kKeys / V::W;
+  typename V::reg acc[RB][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < NV; ++c) acc[r][c] = V::zero();
+  for (int d = 0; d < D; ++d) {
+    typename V::reg kv[NV];
+#pragma GCC unroll 4
+    for (int c = 0; c < NV; ++c) kv[c] = V::load_f16(kb + static_cast<size_t>(d) * B + c * V::W);
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) {
+      const typename V::reg qb = V::bcast(qs[r * D + d]);
+#pragma GCC unroll 4
+      for (int c = 0; c < NV; ++c) acc[r][c] = V::fmadd(qb, kv[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < NV; ++c) V::store(s + r * kKeys + c * V::W, acc[r][c]);
+}
+
+// o[r][d0, d0 + NC * W) = o * corr[r] + sum_{j < nk} p[r][j] v[j] for RB rows; value j at vb[j * D].
+template <class V, int RB, int NC>
+inline void attn_pv_f16(const float* p, const uint16_t* vb, int D, int Dp, int nk, const float* corr, float* o,
+                        int d0) {
+  typename V::reg acc[RB][NC];
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r) {
+    const typename V::reg cr = V::bcast(corr[r]);
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; ++c) acc[r][c] = V::mul(V::load(o + r * Dp + d0 + c * V::W), cr);
+  }
+  for (int j = 0; j < nk; ++j) {
+    typename V::reg vv[NC];
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; ++c) vv[c] = V::load_f16(vb + static_cast<size_t>(j) * D + d0 + c * V::W);
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) {
+      const typename V::reg pb = V::bcast(p[r * kKeys + j]);
+#pragma GCC unroll 8
+      for (int c = 0; c < NC; ++c) acc[r][c] = V::fmadd(pb, vv[c], acc[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; ++c) V::store(o + r * Dp + d0 + c * V::W, acc[r][c]);
+}
+
+// P x V over all of D (a multiple of W) for exactly RB rows.
+template <class V, int RB>
+inline void attn_pv_f16_cols(const float* p, const uint16_t* vb, int D, int nk, const float* corr, float* o) {
+  constexpr int NC = V::kVecDirect;
+  int d0 = 0;
+  for (; d0 + NC * V::W <= D; d0 += NC * V::W) attn_pv_f16<V, RB, NC>(p, vb, D, D, nk, corr, o, d0);
+  for (; d0 < D; d0 += V::W) attn_pv_f16<V, RB, 1>(p, vb, D, D, nk, corr, o, d0);
+}
+
+// The two kernels for n_rows (1..RB) rows, as one register block.
+template <class V, int RB = V::kRowsS>
+inline void attn_scores_f16_rows(const float* qs, int D, const uint16_t* kb, int B, float* s, int n_rows) {
+  if constexpr (RB > 0) {
+    if (n_rows == RB) return attn_scores_f16<V, RB>(qs, D, kb, B, s);
+    attn_scores_f16_rows<V, RB - 1>(qs, D, kb, B, s, n_rows);
+  }
+}
+template <class V, int RB = V::kRowsS>
+inline void attn_pv_f16_rows(const float* p, const uint16_t* vb, int D, int nk, const float* corr, float* o,
+                             int n_rows) {
+  if constexpr (RB > 0) {
+    if (n_rows == RB) return attn_pv_f16_cols<V, RB>(p, vb, D, nk, corr, o);
+    attn_pv_f16_rows<V, RB - 1>(p, vb, D, nk, corr, o, n_rows);
+  }
+}
+
 // One online-softmax step for the W rows [rg, rg + W): row r sees the first
 // cnt[r - rg] keys of the sub-block in p (0: none, the row is left as it was).
 // Row maxima and sums are reduced W rows at a time into one vector (lane k =
@@ -232,10 +321,17 @@ void attn_tile_simd(const AttnTileArgs& a, float* scratch) {
       while (a.pos[i_first] < kp0) ++i_first;
       const int r0 = i_first * G, nr = R - r0;
 
-      for (int d = 0; d < D; ++d) V::cvt_f16_pad(kblk + static_cast<size_t>(d) * B + j0, nk, kt + d * kKeys, kKeys);
-      for (int j = 0; j < nk; ++j) V::cvt_f16_pad(vblk + static_cast<size_t>(j0 + j) * D, D, vf + j * Dp, Dp);
-
-      attn_scores_rows<V>(qs + static_cast<size_t>(r0) * D, D, kt, p + static_cast<size_t>(r0) * kKeys, nr);
+      // Few rows: the kernels read the fp16 block itself (whole kKeys-key rows
+      // of it, so the block must hold whole sub-blocks, and whole vectors of D).
+      const bool direct = nr <= V::kRowsS && B % kKeys == 0 && D % V::W == 0;
+      float* const p0 = p + static_cast<size_t>(r0) * kKeys;
+      if (direct) {
+        attn_scores_f16_rows<V>(qs + static_cast<size_t>(r0) * D, D, kblk + j0, B, p0, nr);
+      } else {
+        for (int d = 0; d < D; ++d) V::cvt_f16_pad(kblk + static_cast<size_t>(d) * B + j0, nk, kt + d * kKeys, kKeys);
+        for (int j = 0; j < nk; ++j) V::cvt_f16_pad(vblk + static_cast<size_t>(j0 + j) * D, D, vf + j * Dp, Dp);
+        attn_scores_rows<V>(qs + static_cast<size_t>(r0) * D, D, kt, p0, nr);
+      }
 
       // Softmax step W rows at a time; row r = i * G + g sees cnt[r - rg] keys (0 before r0 and in the padding).
       const int rg0 = r0 - r0 % V::W;
@@ -248,7 +344,10 @@ void attn_tile_simd(const AttnTileArgs& a, float* scratch) {
         }
         attn_softmax_rows<V>(p + static_cast<size_t>(rg) * kKeys, cnt, m + rg, l + rg, corr + rg);
       }
-      attn_pv_rows<V>(p + static_cast<size_t>(r0) * kKeys, vf, Dp, nk, corr + r0, o + static_cast<size_t>(r0) * Dp, nr);
+      if (direct)
+        attn_pv_f16_rows<V>(p0, vblk + static_cast<size_t>(j0) * D, D, nk, corr + r0, o + static_cast<size_t>(r0) * Dp, nr);
+      else
+        attn_pv_rows<V>(p0, vf, Dp, nk, corr + r0, o + static_cast<size_t>(r0) * Dp, nr);
     }
   }
 

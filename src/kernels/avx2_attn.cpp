@@ -18,6 +18,10 @@ struct Ymm {
   static constexpr int kRowsS = 2;
   static constexpr int kRowsPV = 2;
   static constexpr int kVecPV = 4;
+  static constexpr int kVecDirect = 4;  // P x V from fp16: up to 2 rows x 4 vectors
+
+  // fp32 of the W halves at p (unaligned).
+  static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
   static reg zero() { return _mm256_setzero_ps(); }
   static reg load(const float* p) { return _mm256_loadu_ps(p); }

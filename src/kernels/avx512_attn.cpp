@@ -1,6 +1,7 @@
 // AVX-512 level of attn_tile: the blocked algorithm of attn_simd.h over zmm
 // registers (16 floats). Score tiles are 12 rows x 32 keys (24 accumulators),
-// P x V tiles 6 rows x 64 dimensions (24 accumulators).
+// P x V tiles 6 rows x 64 dimensions (24 accumulators); sub-blocks seen by at
+// most 12 rows (decode) read fp16 directly, P x V 12 rows x 32 dimensions.
 #include <immintrin.h>
 
 #include "kernels/attn_simd.h"
@@ -17,6 +18,12 @@ struct Zmm {
   static constexpr int kRowsS = 12;
   static constexpr int kRowsPV = 6;
   static constexpr int kVecPV = 4;
+  static constexpr int kVecDirect = 2;  // P x V from fp16: up to 12 rows x 2 vectors
+
+  // fp32 of the W halves at p (unaligned).
+  static reg load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
 
   static reg zero() { return _mm512_setzero_ps(); }
   static reg load(const float* p) { return _mm512_loadu_ps(p); }

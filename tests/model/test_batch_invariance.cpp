@@ -93,7 +93,8 @@ void check_invariance(const std::string& type, float tol) {
     std::span<const float> ref(logits.data(), s.tokens.size() * V);
     double max_diff = 0, max_ref = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
-      max_diff = std::max(max_diff, static_cast<double>(std::fabs(ref[i] - s.logits[i])));
+      const double d = std::fabs(ref[i] - s.logits[i]);
+      if (!(d <= max_diff)) max_diff = d;  // NaN sticks (std::max would drop it)
       max_ref = std::max(max_ref, static_cast<double>(std::fabs(ref[i])));
     }
     EXPECT_LE(max_diff, tol * max_ref) << type << " sequence " << si;
@@ -149,7 +150,8 @@ void check_output_rows(const std::string& type, float tol) {
       const float* got = some.data() + i * V;
       double max_diff = 0, max_ref = 0;
       for (int v = 0; v < V; ++v) {
-        max_diff = std::max(max_diff, static_cast<double>(std::fabs(ref[v] - got[v])));
+        const double d = std::fabs(ref[v] - got[v]);
+        if (!(d <= max_diff)) max_diff = d;  // NaN sticks
         max_ref = std::max(max_ref, static_cast<double>(std::fabs(ref[v])));
       }
       ASSERT_LE(max_diff, tol * max_ref) << type << ": row " << wanted[i] << " of " << b.n_tokens();
