@@ -297,7 +297,7 @@ int register_all() {
           ->Arg(1)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
       if (t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K)
         benchmark::RegisterBenchmark(("MatmulPacked/" + shape).c_str(), BM_Matmul, t, rows, cols, true, false)
-            ->Arg(1)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
+            ->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Arg(64)->Arg(512)->ArgName("n_tok")->Unit(benchmark::kMicrosecond)->UseRealTime();
     }
     // 512 rows x 2048 a thread: 0.3-0.55 MB of packed weights a core, within its L2
     // (1024 x 2048 at 2 threads; with PARALLAMA_THREADS=1 and taskset, one core's rate).
