@@ -107,12 +107,12 @@ PL_INLINE void store_tile(const PackedGemmArgs& a, int64_t g, int64_t t0, const 
 struct SrcQ4_0 {
   static constexpr size_t kPair = 576, kScales = 512;
   static constexpr float kOddScale = 1.0f / 16;
-  // Both halves use the same 64 bytes. Up to 8 tokens the compiler keeps the
-  // even half's 8 loads in registers for the odd half; at 12 tokens (24
-  // accumulators) that would push accumulators out to the stack, so there
-  // each half loads again, folded into its AND (kReload; in asm so that the
-  // compiler cannot merge the loads). Alternated in-cache runs, one core:
-  // 12 tokens +1-3.5% this way, 8 tokens -5%.
+  // Both halves use the same 64 bytes. Up to 10 tokens the compiler keeps the
+  // even half's 8 loads in registers for the odd half (10 + 10 accumulators,
+  // 8 weights, the mask); with more tokens that would push accumulators out to
+  // the stack, so there each half loads again, folded into its AND (kReload;
+  // in asm so that the compiler cannot merge the loads). The tiles stop at 10
+  // tokens (Legacy::kMaxC), so kReload is for tiles built but not run.
   template <int kHalf, bool kReload>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i m4) {
     const auto* p = reinterpret_cast<const __m512i*>(pair + 64 * j);
@@ -169,7 +169,7 @@ PL_INLINE void legacy_block(const uint8_t* pair, size_t gb, const uint8_t* xb, s
   for (int j = 0; j < 8; ++j) {
     __m512i wv[R];
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) wv[r] = Src::template w<kHalf, (R * C > 8)>(pair + r * gb, j, m4);
+    for (int r = 0; r < R; ++r) wv[r] = Src::template w<kHalf, (R * C > 10)>(pair + r * gb, j, m4);
 #pragma GCC unroll 16
     for (int t = 0; t < C; ++t) {
 #pragma GCC unroll 16
@@ -221,7 +221,10 @@ PL_INLINE void legacy_pair(const uint8_t* pair, const uint8_t* xb, size_t xs, __
 
 template <class Src>
 struct Legacy {
-  static constexpr int kMaxC = 12;
+  // 10-token tiles keep the pair's weight vectors in registers for both halves
+  // (see SrcQ4_0::w): 12-token tiles reloading them ran 4-16% slower at 64
+  // tokens in cache (one core, alternated; 11 tokens spill accumulators).
+  static constexpr int kMaxC = 10;
   // Up to 4 tokens a block's 8-deep vpdpbusd chains leave the ports idle, and
   // running both blocks of a pair together nearly doubles the in-cache rate
   // (1 and 4 tokens: 31.8 -> 18.3 and 61.7 -> 35.3 us for 512 x 2048); from 6
@@ -474,12 +477,15 @@ constexpr std::array<TileFn, sizeof...(Cs)> tiles(std::integer_sequence<int, Cs.
 template <class K>
 void gemm_packed(const PackedGemmArgs& a, int64_t g0, int64_t g1) {
   static constexpr auto kTiles = tiles<K>(std::make_integer_sequence<int, K::kMaxC>{});
-  // Even token tiles: 14 tokens run as 7 + 7, not 12 + 2.
+  // Even token tiles, sizes differing by at most one: 14 tokens run as 7 + 7
+  // at kMaxC = 10 (not 10 + 4), 512 as 44 x 10 + 8 x 9 (not 51 x 10 + 2).
   const int64_t n_tiles = (a.n_tok + K::kMaxC - 1) / K::kMaxC;
-  const int64_t c_tile = (a.n_tok + n_tiles - 1) / n_tiles;
-  for (int64_t t0 = 0; t0 < a.n_tok; t0 += c_tile) {
-    const TileFn fn = kTiles[static_cast<size_t>(std::min(c_tile, a.n_tok - t0) - 1)];
+  const int64_t c_small = a.n_tok / n_tiles, n_big = a.n_tok % n_tiles;
+  for (int64_t i = 0, t0 = 0; i < n_tiles; ++i) {
+    const int64_t c = c_small + (i < n_big ? 1 : 0);
+    const TileFn fn = kTiles[static_cast<size_t>(c - 1)];
     for (int64_t g = g0; g < g1; ++g) fn(a, g, t0);
+    t0 += c;
   }
 }
 
