@@ -84,7 +84,7 @@ PL_INLINE void prefetch_part(const uint8_t* unit, int part) {
 
 // Only a chunk's first token tile streams the weights from memory and
 // prefetches them; later tiles find them in L2, where the prefetches would
-// only take load slots (9 of ~274 loads per Q4_0 pair at 12 tokens).
+// only take load slots (9 of ~230 loads per Q4_0 pair at 10 tokens).
 PL_INLINE bool streams_weights(int64_t t0) { return t0 == 0; }
 
 template <int R, int C>
@@ -472,8 +472,9 @@ constexpr std::array<TileFn, sizeof...(Cs)> tiles(std::integer_sequence<int, Cs.
 }
 
 // One group (16 rows) per tile: the token count of a tile is what amortizes
-// the weights' unpacking, and 1 x 12 tiles keep 24 of the 32 zmm registers as
-// accumulators. For C = 1 (decode) each thread streams its groups in order.
+// the weights' unpacking, and 1 x 10 tiles keep 20 of the 32 zmm registers as
+// accumulators (1 x 12 for the K-quants). For C = 1 (decode) each thread
+// streams its groups in order.
 template <class K>
 void gemm_packed(const PackedGemmArgs& a, int64_t g0, int64_t g1) {
   static constexpr auto kTiles = tiles<K>(std::make_integer_sequence<int, K::kMaxC>{});
