@@ -59,9 +59,31 @@ struct AttnScratchLayout {
   }
 };
 
-// S[r][0, kKeys) = qs[r] . kt for RB rows.
-template <class V, int RB>
-inline void attn_scores(const float* qs, int D, const float* kt, float* s) {
+// Where the kernels read keys and values: rows of fp32 (the scratch kt / vf
+// a sub-block is converted into), or rows of the fp16 cache block itself,
+// converted in registers at each use. The second is for sub-blocks that few
+// rows see (a decode token's G query heads): one register block holds all
+// the rows, so each vector is still converted once, and the conversion pass
+// (~30% of a decode tile) goes away.
+template <class V, int kLd = 0>
+struct F32Rows {
+  const float* p;
+  int ld = kLd;  // floats between rows (kLd if known at compile time)
+  typename V::reg load(int i, int off) const { return V::load(p + i * (kLd > 0 ? kLd : ld) + off); }
+};
+template <class V>
+struct F16Rows {
+  const uint16_t* p;
+  size_t ld;  // halves between rows
+  typename V::reg load(int i, int off) const { return V::load_f16(p + static_cast<size_t>(i) * ld + off); }
+};
+
+// S[r][0, kKeys) = qs[r] . keys for RB rows; keys.load(d, c * W) holds
+// dimension d of keys c * W .. c * W + W - 1 of the sub-block. All kKeys lanes
+// are computed: past the valid keys a cache block holds anything (even NaN),
+// which the softmax masks.
+template <class V, int RB, class Src>
+inline void attn_scores(const float* qs, int D, const Src& keys, float* s) {
   constexpr int NV = kKeys / V::W;
   typename V::reg acc[RB][NV];
 #pragma GCC unroll 16
@@ -71,7 +93,7 @@ inline void attn_scores(const float* qs, int D, const float* kt, float* s) {
   for (int d = 0; d < D; ++d) {
     typename V::reg kv[NV];
 #pragma GCC unroll 4
-    for (int c = 0; c < NV; ++c) kv[c] = V::load(kt + d * kKeys + c * V::W);
+    for (int c = 0; c < NV; ++c) kv[c] = keys.load(d, c * V::W);
 #pragma GCC unroll 16
     for (int r = 0; r < RB; ++r) {
       const typename V::reg qb = V::bcast(qs[r * D + d]);
@@ -85,17 +107,18 @@ inline void attn_scores(const float* qs, int D, const float* kt, float* s) {
     for (int c = 0; c < NV; ++c) V::store(s + r * kKeys + c * V::W, acc[r][c]);
 }
 
-template <class V, int RB = V::kRowsS>
-inline void attn_scores_rows(const float* qs, int D, const float* kt, float* s, int n_rows) {
+template <class V, class Src, int RB = V::kRowsS>
+inline void attn_scores_rows(const float* qs, int D, const Src& keys, float* s, int n_rows) {
   if constexpr (RB > 0) {
-    for (; n_rows >= RB; n_rows -= RB, qs += RB * D, s += RB * kKeys) attn_scores<V, RB>(qs, D, kt, s);
-    if (n_rows > 0) attn_scores_rows<V, RB - 1>(qs, D, kt, s, n_rows);
+    for (; n_rows >= RB; n_rows -= RB, qs += RB * D, s += RB * kKeys) attn_scores<V, RB>(qs, D, keys, s);
+    if (n_rows > 0) attn_scores_rows<V, Src, RB - 1>(qs, D, keys, s, n_rows);
   }
 }
 
-// o[r][d0, d0 + NC * W) = o * corr[r] + sum_{j < nk} p[r][j] vf[j] for RB rows.
-template <class V, int RB, int NC>
-inline void attn_pv(const float* p, const float* vf, int Dp, int nk, const float* corr, float* o, int d0) {
+// o[r][d0, d0 + NC * W) = o * corr[r] + sum_{j < nk} p[r][j] v[j] for RB rows;
+// vals.load(j, d) holds dimensions d .. d + W - 1 of value j.
+template <class V, int RB, int NC, class Src>
+inline void attn_pv(const float* p, const Src& vals, int Dp, int nk, const float* corr, float* o, int d0) {
   typename V::reg acc[RB][NC];
 #pragma GCC unroll 16
   for (int r = 0; r < RB; ++r) {
@@ -106,7 +129,7 @@ inline void attn_pv(const float* p, const float* vf, int Dp, int nk, const float
   for (int j = 0; j < nk; ++j) {
     typename V::reg vv[NC];
 #pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) vv[c] = V::load(vf + j * Dp + d0 + c * V::W);
+    for (int c = 0; c < NC; ++c) vv[c] = vals.load(j, d0 + c * V::W);
 #pragma GCC unroll 16
     for (int r = 0; r < RB; ++r) {
       const typename V::reg pb = V::bcast(p[r * kKeys + j]);
@@ -120,119 +143,30 @@ inline void attn_pv(const float* p, const float* vf, int Dp, int nk, const float
     for (int c = 0; c < NC; ++c) V::store(o + r * Dp + d0 + c * V::W, acc[r][c]);
 }
 
-// The last `left` (< kVecPV) vectors of D, with a kernel of exactly that width.
-template <class V, int RB, int NC>
-inline void attn_pv_tail(const float* p, const float* vf, int Dp, int nk, const float* corr, float* o, int d0,
+// The last `left` (< NC + 1) vectors of D, with a kernel of exactly that width.
+template <class V, int RB, int NC, class Src>
+inline void attn_pv_tail(const float* p, const Src& vals, int Dp, int nk, const float* corr, float* o, int d0,
                          int left) {
   if constexpr (NC > 0) {
-    if (left == NC) return attn_pv<V, RB, NC>(p, vf, Dp, nk, corr, o, d0);
-    attn_pv_tail<V, RB, NC - 1>(p, vf, Dp, nk, corr, o, d0, left);
+    if (left == NC) return attn_pv<V, RB, NC>(p, vals, Dp, nk, corr, o, d0);
+    attn_pv_tail<V, RB, NC - 1>(p, vals, Dp, nk, corr, o, d0, left);
   }
 }
 
-template <class V, int RB>
-inline void attn_pv_cols(const float* p, const float* vf, int Dp, int nk, const float* corr, float* o) {
-  constexpr int NC = V::kVecPV;
+template <class V, int RB, int NC, class Src>
+inline void attn_pv_cols(const float* p, const Src& vals, int Dp, int nk, const float* corr, float* o) {
   int d0 = 0;
-  for (; d0 + NC * V::W <= Dp; d0 += NC * V::W) attn_pv<V, RB, NC>(p, vf, Dp, nk, corr, o, d0);
-  if (d0 < Dp) attn_pv_tail<V, RB, NC - 1>(p, vf, Dp, nk, corr, o, d0, (Dp - d0) / V::W);
+  for (; d0 + NC * V::W <= Dp; d0 += NC * V::W) attn_pv<V, RB, NC>(p, vals, Dp, nk, corr, o, d0);
+  if (d0 < Dp) attn_pv_tail<V, RB, NC - 1>(p, vals, Dp, nk, corr, o, d0, (Dp - d0) / V::W);
 }
 
-template <class V, int RB = V::kRowsPV>
-inline void attn_pv_rows(const float* p, const float* vf, int Dp, int nk, const float* corr, float* o, int n_rows) {
+// Row blocks of RB (then fewer) rows, NC vectors of D at a time.
+template <class V, int NC, class Src, int RB>
+inline void attn_pv_rows(const float* p, const Src& vals, int Dp, int nk, const float* corr, float* o, int n_rows) {
   if constexpr (RB > 0) {
     for (; n_rows >= RB; n_rows -= RB, p += RB * kKeys, corr += RB, o += RB * Dp)
-      attn_pv_cols<V, RB>(p, vf, Dp, nk, corr, o);
-    if (n_rows > 0) attn_pv_rows<V, RB - 1>(p, vf, Dp, nk, corr, o, n_rows);
-  }
-}
-
-// The score and P x V kernels again for a sub-block that few rows see (a
-// decode token's G query heads): the keys and values are read as fp16 straight
-// from the cache block and converted in registers, once per use, instead of
-// being converted into kt / vf first (for 8 rows that pass was ~30% of the
-// tile's time). The caller takes this path only when one register block holds
-// all the rows (n_rows <= kRowsS), so each fp16 vector is still converted once.
-
-// S[r][0, kKeys) = qs[r] . keys for RB rows; key j's dimension d at kb[d * B + j].
-// All kKeys lanes are computed: past the sub-block's valid keys they hold
-// whatever the block holds there (even NaN), and the softmax masks them.
-template <class V, int RB>
-inline void attn_scores_f16(const float* qs, int D, const uint16_t* kb, int B, float* s) {
-  constexpr int NV = kKeys / V::W;
-  typename V::reg acc[RB][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < RB; ++r)
-#pragma GCC unroll 4
-    for (int c = 0; c < NV; ++c) acc[r][c] = V::zero();
-  for (int d = 0; d < D; ++d) {
-    typename V::reg kv[NV];
-#pragma GCC unroll 4
-    for (int c = 0; c < NV; ++c) kv[c] = V::load_f16(kb + static_cast<size_t>(d) * B + c * V::W);
-#pragma GCC unroll 16
-    for (int r = 0; r < RB; ++r) {
-      const typename V::reg qb = V::bcast(qs[r * D + d]);
-#pragma GCC unroll 4
-      for (int c = 0; c < NV; ++c) acc[r][c] = V::fmadd(qb, kv[c], acc[r][c]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < RB; ++r)
-#pragma GCC unroll 4
-    for (int c = 0; c < NV; ++c) V::store(s + r * kKeys + c * V::W, acc[r][c]);
-}
-
-// o[r][d0, d0 + NC * W) = o * corr[r] + sum_{j < nk} p[r][j] v[j] for RB rows; value j at vb[j * D].
-template <class V, int RB, int NC>
-inline void attn_pv_f16(const float* p, const uint16_t* vb, int D, int Dp, int nk, const float* corr, float* o,
-                        int d0) {
-  typename V::reg acc[RB][NC];
-#pragma GCC unroll 16
-  for (int r = 0; r < RB; ++r) {
-    const typename V::reg cr = V::bcast(corr[r]);
-#pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) acc[r][c] = V::mul(V::load(o + r * Dp + d0 + c * V::W), cr);
-  }
-  for (int j = 0; j < nk; ++j) {
-    typename V::reg vv[NC];
-#pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) vv[c] = V::load_f16(vb + static_cast<size_t>(j) * D + d0 + c * V::W);
-#pragma GCC unroll 16
-    for (int r = 0; r < RB; ++r) {
-      const typename V::reg pb = V::bcast(p[r * kKeys + j]);
-#pragma GCC unroll 8
-      for (int c = 0; c < NC; ++c) acc[r][c] = V::fmadd(pb, vv[c], acc[r][c]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < RB; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < NC; ++c) V::store(o + r * Dp + d0 + c * V::W, acc[r][c]);
-}
-
-// P x V over all of D (a multiple of W) for exactly RB rows.
-template <class V, int RB>
-inline void attn_pv_f16_cols(const float* p, const uint16_t* vb, int D, int nk, const float* corr, float* o) {
-  constexpr int NC = V::kVecDirect;
-  int d0 = 0;
-  for (; d0 + NC * V::W <= D; d0 += NC * V::W) attn_pv_f16<V, RB, NC>(p, vb, D, D, nk, corr, o, d0);
-  for (; d0 < D; d0 += V::W) attn_pv_f16<V, RB, 1>(p, vb, D, D, nk, corr, o, d0);
-}
-
-// The two kernels for n_rows (1..RB) rows, as one register block.
-template <class V, int RB = V::kRowsS>
-inline void attn_scores_f16_rows(const float* qs, int D, const uint16_t* kb, int B, float* s, int n_rows) {
-  if constexpr (RB > 0) {
-    if (n_rows == RB) return attn_scores_f16<V, RB>(qs, D, kb, B, s);
-    attn_scores_f16_rows<V, RB - 1>(qs, D, kb, B, s, n_rows);
-  }
-}
-template <class V, int RB = V::kRowsS>
-inline void attn_pv_f16_rows(const float* p, const uint16_t* vb, int D, int nk, const float* corr, float* o,
-                             int n_rows) {
-  if constexpr (RB > 0) {
-    if (n_rows == RB) return attn_pv_f16_cols<V, RB>(p, vb, D, nk, corr, o);
-    attn_pv_f16_rows<V, RB - 1>(p, vb, D, nk, corr, o, n_rows);
+      attn_pv_cols<V, RB, NC>(p, vals, Dp, nk, corr, o);
+    if (n_rows > 0) attn_pv_rows<V, NC, Src, RB - 1>(p, vals, Dp, nk, corr, o, n_rows);
   }
 }
 
@@ -321,16 +255,18 @@ void attn_tile_simd(const AttnTileArgs& a, float* scratch) {
       while (a.pos[i_first] < kp0) ++i_first;
       const int r0 = i_first * G, nr = R - r0;
 
-      // Few rows: the kernels read the fp16 block itself (whole kKeys-key rows
-      // of it, so the block must hold whole sub-blocks, and whole vectors of D).
+      // Few rows (one register block): the kernels read the fp16 block itself,
+      // whole kKeys-key rows of it, so the block must hold whole sub-blocks,
+      // and whole vectors of D.
       const bool direct = nr <= V::kRowsS && B % kKeys == 0 && D % V::W == 0;
       float* const p0 = p + static_cast<size_t>(r0) * kKeys;
+      const float* const qs0 = qs + static_cast<size_t>(r0) * D;
       if (direct) {
-        attn_scores_f16_rows<V>(qs + static_cast<size_t>(r0) * D, D, kblk + j0, B, p0, nr);
+        attn_scores_rows<V>(qs0, D, F16Rows<V>{kblk + j0, static_cast<size_t>(B)}, p0, nr);
       } else {
         for (int d = 0; d < D; ++d) V::cvt_f16_pad(kblk + static_cast<size_t>(d) * B + j0, nk, kt + d * kKeys, kKeys);
         for (int j = 0; j < nk; ++j) V::cvt_f16_pad(vblk + static_cast<size_t>(j0 + j) * D, D, vf + j * Dp, Dp);
-        attn_scores_rows<V>(qs + static_cast<size_t>(r0) * D, D, kt, p0, nr);
+        attn_scores_rows<V>(qs0, D, F32Rows<V, kKeys>{kt}, p0, nr);
       }
 
       // Softmax step W rows at a time; row r = i * G + g sees cnt[r - rg] keys (0 before r0 and in the padding).
@@ -344,10 +280,12 @@ void attn_tile_simd(const AttnTileArgs& a, float* scratch) {
         }
         attn_softmax_rows<V>(p + static_cast<size_t>(rg) * kKeys, cnt, m + rg, l + rg, corr + rg);
       }
-      if (direct)
-        attn_pv_f16_rows<V>(p0, vblk + static_cast<size_t>(j0) * D, D, nk, corr + r0, o + static_cast<size_t>(r0) * Dp, nr);
+      float* const o0 = o + static_cast<size_t>(r0) * Dp;
+      if (direct)  // all nr rows in one block, so each value vector is converted once
+        attn_pv_rows<V, V::kVecDirect, F16Rows<V>, V::kRowsS>(
+            p0, F16Rows<V>{vblk + static_cast<size_t>(j0) * D, static_cast<size_t>(D)}, Dp, nk, corr + r0, o0, nr);
       else
-        attn_pv_rows<V>(p0, vf, Dp, nk, corr + r0, o + static_cast<size_t>(r0) * Dp, nr);
+        attn_pv_rows<V, V::kVecPV, F32Rows<V>, V::kRowsPV>(p0, F32Rows<V>{vf, Dp}, Dp, nk, corr + r0, o0, nr);
     }
   }
 
