@@ -107,31 +107,19 @@ PL_INLINE void store_tile(const PackedGemmArgs& a, int64_t g, int64_t t0, const 
 struct SrcQ4_0 {
   static constexpr size_t kPair = 576, kScales = 512;
   static constexpr float kOddScale = 1.0f / 16;
-  // Both halves use the same 64 bytes. Up to 10 tokens the compiler keeps the
-  // even half's 8 loads in registers for the odd half (10 + 10 accumulators,
-  // 8 weights, the mask); with more tokens that would push accumulators out to
-  // the stack, so there each half loads again, folded into its AND (kReload;
-  // in asm so that the compiler cannot merge the loads). The tiles stop at 10
-  // tokens (Legacy::kMaxC), so kReload is for tiles built but not run.
-  template <int kHalf, bool kReload>
+  // Both halves use the same 64 bytes: the even half's 8 loads stay in
+  // registers for the odd half (at 10 tokens: 10 + 10 accumulators, 8
+  // weights and the mask; Legacy::kMaxC stops the tiles there).
+  template <int kHalf>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i m4) {
-    const auto* p = reinterpret_cast<const __m512i*>(pair + 64 * j);
-    if constexpr (kReload) {
-      __m512i r;
-      if constexpr (kHalf == 0)
-        __asm__("vpandd %1, %2, %0" : "=v"(r) : "m"(*p), "v"(m4));
-      else
-        __asm__("vpandnd %1, %2, %0" : "=v"(r) : "m"(*p), "v"(m4));
-      return r;
-    }
-    const __m512i v = _mm512_load_si512(p);
+    const __m512i v = _mm512_load_si512(pair + 64 * j);
     return kHalf == 0 ? _mm512_and_si512(v, m4) : _mm512_andnot_si512(m4, v);
   }
 };
 struct SrcQ8_0 {
   static constexpr size_t kPair = 1088, kScales = 1024;
   static constexpr float kOddScale = 1.0f;
-  template <int kHalf, bool>
+  template <int kHalf>
   static PL_INLINE __m512i w(const uint8_t* pair, int j, __m512i) {
     return _mm512_load_si512(pair + 512 * kHalf + 64 * j);
   }
@@ -169,7 +157,7 @@ PL_INLINE void legacy_block(const uint8_t* pair, size_t gb, const uint8_t* xb, s
   for (int j = 0; j < 8; ++j) {
     __m512i wv[R];
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) wv[r] = Src::template w<kHalf, (R * C > 10)>(pair + r * gb, j, m4);
+    for (int r = 0; r < R; ++r) wv[r] = Src::template w<kHalf>(pair + r * gb, j, m4);
 #pragma GCC unroll 16
     for (int t = 0; t < C; ++t) {
 #pragma GCC unroll 16
@@ -200,7 +188,7 @@ PL_INLINE void legacy_pair(const uint8_t* pair, const uint8_t* xb, size_t xs, __
   }
 #pragma GCC unroll 16
   for (int j = 0; j < 8; ++j) {
-    const __m512i w0 = Src::template w<0, false>(pair, j, m4), w1 = Src::template w<1, false>(pair, j, m4);
+    const __m512i w0 = Src::template w<0>(pair, j, m4), w1 = Src::template w<1>(pair, j, m4);
 #pragma GCC unroll 16
     for (int t = 0; t < C; ++t) {
       ia[0][t] = dpbusd_m32(ia[0][t], w0, xb + t * xs + 4 * j);
@@ -222,8 +210,9 @@ PL_INLINE void legacy_pair(const uint8_t* pair, const uint8_t* xb, size_t xs, __
 template <class Src>
 struct Legacy {
   // 10-token tiles keep the pair's weight vectors in registers for both halves
-  // (see SrcQ4_0::w): 12-token tiles reloading them ran 4-16% slower at 64
-  // tokens in cache (one core, alternated; 11 tokens spill accumulators).
+  // (see SrcQ4_0::w): 12-token tiles, which had to load them again for the odd
+  // half, ran 4-16% slower at 64 tokens in cache (one core, alternated; 11
+  // tokens spill accumulators).
   static constexpr int kMaxC = 10;
   // Up to 4 tokens a block's 8-deep vpdpbusd chains leave the ports idle, and
   // running both blocks of a pair together nearly doubles the in-cache rate
