@@ -245,9 +245,13 @@ Model build_model(const std::string& name) {
   m.data = alloc(m.bytes);
   uint32_t seed = 1;
   for (const Mat& mt : m.mats) fill_matrix(mt.type, mt.rows, mt.cols, m.data.get() + mt.offset, seed++);
-  // As the model loader does: repack once for the kernels of this level.
+  // As the model loader does: repack once for the kernels of this level, all
+  // matrices in one huge-page arena.
+  size_t n_packed = 0;
+  for (const Mat& mt : m.mats) n_packed += k::packed_bytes(k::WeightView{mt.type, mt.rows, mt.cols, m.data.get() + mt.offset});
+  k::PackArena arena(n_packed);
   for (const Mat& mt : m.mats)
-    m.packed.push_back(k::pack_weights(k::WeightView{mt.type, mt.rows, mt.cols, m.data.get() + mt.offset}, 2));
+    m.packed.push_back(k::pack_weights(k::WeightView{mt.type, mt.rows, mt.cols, m.data.get() + mt.offset}, 2, &arena));
   return m;
 }
 

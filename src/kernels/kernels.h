@@ -66,24 +66,45 @@ struct WeightView {
 // one VNNI dot product for 16 rows, scales gathered per group. Same size as the
 // file's blocks (Q6_K: +1% to keep 64-byte alignment). Layouts in kernels_internal.h.
 struct PackedWeights {
-  struct Free {
-    void operator()(uint8_t* p) const;
-  };
   DType type;
   int64_t n_rows;
   int64_t n_cols;
   int64_t n_groups;              // ceil(n_rows / 16); missing rows are zero
   size_t group_bytes;            // bytes of one 16-row group, all columns
-  std::unique_ptr<uint8_t, Free> data;  // [n_groups, group_bytes], 64-byte aligned
+  const uint8_t* data = nullptr;  // [n_groups, group_bytes], 64-byte aligned
+  std::shared_ptr<void> storage;  // owns data: its own allocation, or a PackArena's
   size_t n_bytes() const { return static_cast<size_t>(n_groups) * group_bytes; }
 };
 
 // True when the active level has a packed kernel for type t.
 bool has_packed_kernel(DType t);
+// Bytes pack_weights would take for w (a multiple of 64), or 0 when the active
+// level has no packed kernel for its type.
+size_t packed_bytes(const WeightView& w);
+
+// One allocation for many packed matrices, on transparent huge pages: a decode
+// step streams every matrix once, and on 4 KiB pages each page costs a TLB
+// miss (a two-level walk under a hypervisor). One arena rather than one huge
+// page region per matrix, which would round each up to 2 MiB.
+class PackArena {
+ public:
+  explicit PackArena(size_t capacity);  // bytes; the sum of packed_bytes() of what goes in
+  size_t capacity() const { return capacity_; }
+  size_t used() const { return used_; }
+
+ private:
+  friend std::unique_ptr<PackedWeights> pack_weights(const WeightView&, int, PackArena*);
+  uint8_t* take(size_t n);  // 64-byte aligned; fails past the capacity
+  std::shared_ptr<uint8_t> mem_;
+  size_t capacity_ = 0;
+  size_t used_ = 0;
+};
+
 // Repacks w (which must stay valid only for the call) when the active level
 // has a packed kernel for its type; nullptr otherwise. Uses up to n_threads
-// threads for large matrices.
-std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads = 1);
+// threads for large matrices. The bytes come from `arena` when given (which
+// the result then keeps alive), else from an allocation of its own.
+std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads = 1, PackArena* arena = nullptr);
 
 // y[t * ldy + r] = sum_k W[r][k] * x[t * ldx + k] for t < n_tok, r < w.n_rows.
 // x: [n_tok, ldx] fp32, y: [n_tok, ldy] fp32. Quantized weight types quantize x

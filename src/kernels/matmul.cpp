@@ -145,7 +145,7 @@ PackedPlan plan_packed(const TypeTraits& tr, const WeightView& w, const Activati
     chunk_pairs = std::clamp<int64_t>(kL2Chunk / static_cast<int64_t>(2 * pw.group_bytes), 1,
                                       std::max<int64_t>(1, (per_thread + 1) / 2));
   }
-  PackedGemmArgs a{pw.data.get(), pw.group_bytes, w.n_rows, w.n_cols, xa.data, xa.row_bytes, n_tok, y, ldy};
+  PackedGemmArgs a{pw.data, pw.group_bytes, w.n_rows, w.n_cols, xa.data, xa.row_bytes, n_tok, y, ldy};
   return {a, tr.gemm_packed, n_pairs, chunk_pairs};
 }
 

@@ -15,8 +15,6 @@
 
 namespace pl::kernels {
 
-void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
-
 namespace detail {
 namespace {
 
@@ -143,7 +141,7 @@ void pack_group(const WeightView& w, int64_t g, uint8_t* dst) {
 
 void unpack_group(const PackedWeights& p, int64_t g, uint8_t* dst_rows) {
   const size_t rb = row_bytes(p.type, static_cast<size_t>(p.n_cols));
-  const uint8_t* in = p.data.get() + static_cast<size_t>(g) * p.group_bytes;
+  const uint8_t* in = p.data + static_cast<size_t>(g) * p.group_bytes;
   for (int r = 0; r < kPackRows; ++r) {
     const int64_t row = g * kPackRows + r;
     if (row >= p.n_rows) break;
@@ -245,7 +243,38 @@ bool has_packed_kernel(DType t) {
   return tr != nullptr && tr->gemm_packed != nullptr && detail::packed_group_bytes(t, detail::block_elems(t)) > 0;
 }
 
-std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads) {
+namespace {
+
+// n bytes (a multiple of 64), 64-byte aligned; from 4 MiB on 2 MiB aligned and
+// on transparent huge pages (see PackArena). Freed with std::free.
+std::shared_ptr<uint8_t> alloc_packed(size_t n) {
+  const size_t align = n >= (size_t{4} << 20) ? (size_t{2} << 20) : 64;
+  const size_t alloc = std::max<size_t>((n + align - 1) / align * align, align);
+  auto* mem = static_cast<uint8_t*>(std::aligned_alloc(align, alloc));
+  PL_CHECK(mem != nullptr, "out of memory allocating {} bytes of packed weights", alloc);
+  if (align > 64) madvise(mem, alloc, MADV_HUGEPAGE);
+  return std::shared_ptr<uint8_t>(mem, [](uint8_t* p) { std::free(p); });
+}
+
+}  // namespace
+
+size_t packed_bytes(const WeightView& w) {
+  if (!has_packed_kernel(w.type) || w.n_rows <= 0 || w.n_cols <= 0) return 0;
+  const int64_t n_groups = (w.n_rows + detail::kPackRows - 1) / detail::kPackRows;
+  return (static_cast<size_t>(n_groups) * detail::packed_group_bytes(w.type, w.n_cols) + 63) / 64 * 64;
+}
+
+PackArena::PackArena(size_t capacity) : mem_(alloc_packed((capacity + 63) / 64 * 64)), capacity_(capacity) {}
+
+uint8_t* PackArena::take(size_t n) {
+  n = (n + 63) / 64 * 64;
+  PL_CHECK(n <= capacity_ - used_, "pack arena: {} bytes asked with {} of {} left", n, capacity_ - used_, capacity_);
+  uint8_t* p = mem_.get() + used_;
+  used_ += n;
+  return p;
+}
+
+std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads, PackArena* arena) {
   if (!has_packed_kernel(w.type)) return nullptr;
   const int64_t bs = detail::block_elems(w.type);
   if (w.n_rows <= 0 || w.n_cols <= 0 || w.n_cols % bs != 0)
@@ -256,15 +285,17 @@ std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads) 
   p->n_cols = w.n_cols;
   p->n_groups = (w.n_rows + detail::kPackRows - 1) / detail::kPackRows;
   p->group_bytes = detail::packed_group_bytes(w.type, w.n_cols);
-  // Large matrices get 2 MiB alignment and transparent huge pages: decode
-  // streams them once per token, and 4 KiB pages would cost a TLB miss per page.
   const size_t bytes = p->n_bytes();
-  const size_t align = bytes >= (size_t{4} << 20) ? (size_t{2} << 20) : 64;
-  const size_t alloc = (bytes + align - 1) / align * align;
-  auto* mem = static_cast<uint8_t*>(std::aligned_alloc(align, alloc));
-  PL_CHECK(mem != nullptr, "out of memory packing a {} x {} matrix ({} bytes)", w.n_rows, w.n_cols, alloc);
-  if (align > 64) madvise(mem, alloc, MADV_HUGEPAGE);
-  p->data.reset(mem);
+  uint8_t* mem = nullptr;
+  if (arena != nullptr) {
+    mem = arena->take(bytes);
+    p->storage = arena->mem_;
+  } else {
+    auto own = alloc_packed((bytes + 63) / 64 * 64);
+    mem = own.get();
+    p->storage = std::move(own);
+  }
+  p->data = mem;
 
   const int64_t n_work = std::clamp<int64_t>(static_cast<int64_t>(bytes >> 22), 1, std::max(n_threads, 1));
   auto run = [&](int64_t i) {

@@ -119,9 +119,18 @@ ModelWeights ModelWeights::from_gguf(const GgufFile& f, const ModelConfig& c) {
   // Repack every matrix matmul reads, once (token_embd is only looked up by
   // row, unless tied: then `output` is its packed copy).
   const int n_threads = default_thread_count();
+  std::vector<kernels::WeightView*> to_pack;
+  for (LayerWeights& L : w.layers)
+    for (kernels::WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) to_pack.push_back(v);
+  to_pack.push_back(&w.output);
+  size_t n_packed = 0;
+  for (const kernels::WeightView* v : to_pack)
+    if (v->data != nullptr) n_packed += kernels::packed_bytes(*v);
+  // All packed matrices in one huge-page arena (see PackArena).
+  kernels::PackArena arena(n_packed);
   auto pack = [&](kernels::WeightView& v) {
     if (v.data == nullptr) return;
-    if (auto p = kernels::pack_weights(v, n_threads)) {
+    if (auto p = kernels::pack_weights(v, n_threads, &arena)) {
       v.packed = p.get();
       w.packed.push_back(std::move(p));
       // matmul reads only the packed copy from now on: give the file's pages
@@ -131,9 +140,7 @@ ModelWeights ModelWeights::from_gguf(const GgufFile& f, const ModelConfig& c) {
       if (f.is_file_mapped() && v.data != w.token_embd.data) release_pages(v.data, row_bytes(v.type, v.n_cols) * v.n_rows);
     }
   };
-  for (LayerWeights& L : w.layers)
-    for (kernels::WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack(*v);
-  pack(w.output);
+  for (kernels::WeightView* v : to_pack) pack(*v);
   return w;
 }
 

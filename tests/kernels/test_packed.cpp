@@ -60,6 +60,63 @@ TEST(Packed, RoundTripsToFileBlocks) {
   if (n_checked == 0) GTEST_SKIP() << "no level with packed kernels on this CPU";
 }
 
+// Matrices packed into one arena hold the same bytes as packed alone, back to
+// back without overlap, and stay valid after the arena object is gone (the
+// packed matrices share its memory).
+TEST(Packed, ArenaHoldsMatricesAsPackedAlone) {
+  test::LevelGuard guard;
+  int n_checked = 0;
+  for (CpuLevel l : test::supported_levels()) {
+    detail::set_level_for_testing(l);
+    std::vector<std::vector<uint8_t>> data;
+    std::vector<WeightView> views;
+    size_t total = 0;
+    for (DType t : packed_types()) {
+      if (!has_packed_kernel(t)) continue;
+      const int64_t bs = detail::block_elems(t);
+      for (int64_t n_rows : {17, 48}) {
+        data.push_back(test::random_weights(t, n_rows, 2 * bs, 11 + static_cast<uint32_t>(n_rows)));
+        views.push_back(WeightView{t, n_rows, 2 * bs, data.back().data()});
+        total += packed_bytes(views.back());
+      }
+    }
+    if (views.empty()) continue;
+    std::vector<std::unique_ptr<PackedWeights>> in_arena;
+    {
+      PackArena arena(total);
+      for (const WeightView& v : views) in_arena.push_back(pack_weights(v, 1, &arena));
+      EXPECT_EQ(arena.used(), total);
+    }
+    for (size_t i = 0; i < views.size(); ++i) {
+      auto alone = pack_weights(views[i]);
+      ASSERT_NE(in_arena[i], nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(in_arena[i]->data) % 64, 0u);
+      ASSERT_EQ(in_arena[i]->n_bytes(), alone->n_bytes());
+      EXPECT_EQ(0, std::memcmp(in_arena[i]->data, alone->data, alone->n_bytes())) << dtype_name(views[i].type);
+      if (i > 0) {
+        EXPECT_GE(in_arena[i]->data, in_arena[i - 1]->data + in_arena[i - 1]->n_bytes());
+      }
+    }
+    ++n_checked;
+  }
+  if (n_checked == 0) GTEST_SKIP() << "no level with packed kernels on this CPU";
+}
+
+TEST(PackedDeathTest, ArenaRefusesMoreThanItsCapacity) {
+  test::LevelGuard guard;
+  const std::vector<CpuLevel> levels = packed_levels(DType::Q8_0);
+  if (levels.empty()) GTEST_SKIP() << "no level with packed kernels on this CPU";
+  detail::set_level_for_testing(levels.back());
+  auto w = test::random_weights(DType::Q8_0, 32, 64, 3);
+  const WeightView v{DType::Q8_0, 32, 64, w.data()};
+  EXPECT_DEATH(
+      {
+        PackArena arena(packed_bytes(v) - 64);
+        (void)pack_weights(v, 1, &arena);
+      },
+      "pack arena");
+}
+
 TEST(Packed, NotPackedWithoutKernel) {
   test::LevelGuard guard;
   detail::set_level_for_testing(CpuLevel::Scalar);
