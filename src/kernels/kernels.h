@@ -89,7 +89,6 @@ size_t packed_bytes(const WeightView& w);
 class PackArena {
  public:
   explicit PackArena(size_t capacity);  // bytes; the sum of packed_bytes() of what goes in
-  size_t capacity() const { return capacity_; }
   size_t used() const { return used_; }
 
  private:

@@ -245,8 +245,11 @@ bool has_packed_kernel(DType t) {
 
 namespace {
 
-// n bytes (a multiple of 64), 64-byte aligned; from 4 MiB on 2 MiB aligned and
-// on transparent huge pages (see PackArena). Freed with std::free.
+// Matrices follow one another in an arena at 64-byte boundaries.
+constexpr size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+// At least n bytes, 64-byte aligned; from 4 MiB on 2 MiB aligned and on
+// transparent huge pages (see PackArena). Freed with std::free.
 std::shared_ptr<uint8_t> alloc_packed(size_t n) {
   const size_t align = n >= (size_t{4} << 20) ? (size_t{2} << 20) : 64;
   const size_t alloc = std::max<size_t>((n + align - 1) / align * align, align);
@@ -261,13 +264,13 @@ std::shared_ptr<uint8_t> alloc_packed(size_t n) {
 size_t packed_bytes(const WeightView& w) {
   if (!has_packed_kernel(w.type) || w.n_rows <= 0 || w.n_cols <= 0) return 0;
   const int64_t n_groups = (w.n_rows + detail::kPackRows - 1) / detail::kPackRows;
-  return (static_cast<size_t>(n_groups) * detail::packed_group_bytes(w.type, w.n_cols) + 63) / 64 * 64;
+  return round64(static_cast<size_t>(n_groups) * detail::packed_group_bytes(w.type, w.n_cols));
 }
 
-PackArena::PackArena(size_t capacity) : mem_(alloc_packed((capacity + 63) / 64 * 64)), capacity_(capacity) {}
+PackArena::PackArena(size_t capacity) : mem_(alloc_packed(capacity)), capacity_(capacity) {}
 
 uint8_t* PackArena::take(size_t n) {
-  n = (n + 63) / 64 * 64;
+  n = round64(n);
   PL_CHECK(n <= capacity_ - used_, "pack arena: {} bytes asked with {} of {} left", n, capacity_ - used_, capacity_);
   uint8_t* p = mem_.get() + used_;
   used_ += n;
@@ -291,7 +294,7 @@ std::unique_ptr<PackedWeights> pack_weights(const WeightView& w, int n_threads, 
     mem = arena->take(bytes);
     p->storage = arena->mem_;
   } else {
-    auto own = alloc_packed((bytes + 63) / 64 * 64);
+    auto own = alloc_packed(bytes);
     mem = own.get();
     p->storage = std::move(own);
   }
