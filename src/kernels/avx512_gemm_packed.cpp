@@ -249,7 +249,8 @@ struct Legacy {
 // ---- Q4_K: super-blocks of 256, eight 32-element sub-blocks ----
 
 // Per-row d * sc[j], -kFloatSumStartValue * d * sc[j] and -dmin * m[j] of
-// one super-block, for R groups.
+// one super-block, for R groups. An odd sub-block's weights are its high
+// nibbles in place, 16 * q (see q4k_sub), so its d * sc[j] carries 1 / 16.
 template <int R>
 PL_INLINE void q4k_scales(const uint8_t* sb, size_t gb, __m512 (*dsc)[8], __m512 (*dsc_start)[8], __m512 (*dmn)[8]) {
   const __m512i m6 = _mm512_set1_epi32(63), m4 = _mm512_set1_epi32(15), m2 = _mm512_set1_epi32(3);
@@ -258,6 +259,7 @@ PL_INLINE void q4k_scales(const uint8_t* sb, size_t gb, __m512 (*dsc)[8], __m512
     const __m512i dm = _mm512_load_si512(h);
     const __m512i s0 = _mm512_load_si512(h + 64), s1 = _mm512_load_si512(h + 128), s2 = _mm512_load_si512(h + 192);
     const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+    const __m512 d16 = _mm512_mul_ps(d, _mm512_set1_ps(1.0f / 16));
     const __m512 ndmin = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16))));
 #pragma GCC unroll 16
     for (int j = 0; j < 8; ++j) {
@@ -272,7 +274,7 @@ PL_INLINE void q4k_scales(const uint8_t* sb, size_t gb, __m512 (*dsc)[8], __m512
         m = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, s + 4), m4),
                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, s + 6), m2), 4));
       }
-      dsc[r][j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+      dsc[r][j] = _mm512_mul_ps(j % 2 == 0 ? d : d16, _mm512_cvtepi32_ps(sc));
       dsc_start[r][j] = _mm512_mul_ps(dsc[r][j], _mm512_set1_ps(-kFloatSumStartValue));
       dmn[r][j] = _mm512_mul_ps(ndmin, _mm512_cvtepi32_ps(m));
     }
@@ -292,7 +294,10 @@ PL_INLINE void q4k_sub(const uint8_t* chunk, size_t gb, const uint8_t* xb, size_
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const __m512i v = _mm512_load_si512(chunk + r * gb + 64 * q);
-      wv[r] = kNib == 0 ? _mm512_and_si512(v, m4) : _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      // The high nibbles stay in place as 16 * q (one instruction, not a shift and an AND): the
+      // sums stay below 2^22, so the start's trick still holds, and the 1 / 16 in dsc makes
+      // round(isum * d * sc) the same float.
+      wv[r] = kNib == 0 ? _mm512_and_si512(v, m4) : _mm512_andnot_si512(m4, v);
     }
 #pragma GCC unroll 16
     for (int t = 0; t < C; ++t)
