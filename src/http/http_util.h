@@ -31,6 +31,25 @@ class HttpServer : public httplib::Server {
   bool widen_backlog();
 };
 
+// What every request needs before httplib reads its body and routes it (call
+// it first in the pre-routing handler):
+// - A POST, PUT, PATCH or DELETE with neither Content-Length nor chunked
+//   Transfer-Encoding has an empty body (RFC 9112, 6.3); httplib 0.11.4 would
+//   read until the client closes, i.e. hang. It gets Content-Length: 0.
+// - Ollama reads every body as JSON, whatever its Content-Type. curl -d labels
+//   bodies application/x-www-form-urlencoded, which httplib refuses above 8 KiB
+//   (413) and parses as a query string; such bodies are relabelled JSON.
+// - The request's connection is noted for client_disconnected().
+// The request object httplib passes is its own, non-const one.
+void pre_route(const httplib::Request& req);
+
+// Inside a handler: whether the client has closed its end of the connection
+// (EOF or an error on its socket), for handlers that compute for a long time
+// before they write anything (a non-streaming generation): as with Ollama, a
+// client that goes away cancels its request. False when the connection is not
+// known (pre_route not called on this thread).
+bool client_disconnected();
+
 // Every response with status >= 400 that a route left without a body gets a
 // JSON one: `not_found` writes 404s (the API's own shape and wording), others
 // get {"error": "HTTP error N"}; an exception that escapes a route is a 500

@@ -254,6 +254,10 @@ void RunnerServer::Impl::embedding(const httplib::Request& req, httplib::Respons
 }
 
 void RunnerServer::Impl::routes() {
+  svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    http::pre_route(req);  // bodies without a length are empty, form-encoded ones JSON; notes the connection
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   svr.Get("/health", guarded([this](const httplib::Request&, httplib::Response& res) {
     switch (state.load(std::memory_order_acquire)) {
       case RunnerState::Ready: send_json(res, 200, json{{"status", "ok"}}); break;

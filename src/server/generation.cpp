@@ -116,9 +116,21 @@ json ollama_stats(const Generation& g, const Piece& done) {
 }
 
 void drain(Generation& gen, const std::function<void(const Piece&)>& on_piece) {
+  // Nothing is written before the end, so a client that hangs up is only seen
+  // on its socket: looked at every 100 ms, it cancels the runner's sequence.
+  constexpr auto kCheckEvery = 100ms;
+  auto next_check = Clock::now() + kCheckEvery;
   Piece p;
   for (;;) {
-    if (!gen.next(p, 1000ms)) continue;
+    const bool got = gen.next(p, kCheckEvery);
+    if (Clock::now() >= next_check) {
+      if (http::client_disconnected()) {
+        gen.cancel();
+        throw HttpError(499, "the client closed the connection");
+      }
+      next_check = Clock::now() + kCheckEvery;
+    }
+    if (!got) continue;
     if (p.kind == Piece::Kind::Error) throw HttpError(500, p.error);
     on_piece(p);
     if (p.kind == Piece::Kind::Done) return;

@@ -181,6 +181,7 @@ void Server::Impl::register_demo_model() {
 void Server::Impl::routes() {
   // CORS: browsers send Origin; allowed origins get the headers, others 403 (as Ollama).
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    http::pre_route(req);  // bodies without a length are empty, form-encoded ones JSON; notes the connection
     if (!req.has_header("Origin")) return httplib::Server::HandlerResponse::Unhandled;
     const std::string origin = req.get_header_value("Origin");
     if (!origin_allowed(origin, cfg.origins)) {
