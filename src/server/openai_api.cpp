@@ -2,6 +2,8 @@
 // /v1/embeddings, /v1/models. Errors use OpenAI's shape, so its clients raise
 // their usual exceptions.
 #include <ctime>
+#include <limits>
+#include <optional>
 
 #include "core/error.h"
 #include "server/prompt.h"
@@ -24,6 +26,34 @@ std::string new_id(const char* prefix) {
   return fmt::format("{}-{}{}", prefix, unix_now() % 100000, n.fetch_add(1) + 1);
 }
 
+// max_completion_tokens (the newer name, it wins) or max_tokens: as OpenAI, a
+// positive integer; null is "not set". nullopt when neither is given.
+std::optional<json> max_tokens(const json& body) {
+  std::optional<json> out;
+  for (const char* k : {"max_tokens", "max_completion_tokens"}) {
+    const json* v = field(body, k);
+    if (v == nullptr) continue;
+    if (!v->is_number_integer())
+      fail("field '{}' must be an integer, got {}", k, v->is_number() ? v->dump() : type_of(*v));
+    // Non-negative integers parse as unsigned; beyond int64 is "no limit" anyway.
+    if (!v->is_number_unsigned() || v->get<uint64_t>() == 0)
+      fail("field '{}' must be at least 1, got {}", k, v->dump());
+    out = json(std::min<uint64_t>(v->get<uint64_t>(), std::numeric_limits<int64_t>::max()));
+  }
+  return out;
+}
+
+// stream_options.include_usage; a null field (or null stream_options) is "not set".
+bool include_usage(const json& body) {
+  const json* so = field(body, "stream_options");
+  if (so == nullptr) return false;
+  if (!so->is_object()) fail("field 'stream_options' must be an object, got {}", type_of(*so));
+  const json* v = field(*so, "include_usage");
+  if (v == nullptr) return false;
+  if (!v->is_boolean()) fail("field 'stream_options.include_usage' must be a boolean, got {}", type_of(*v));
+  return v->get<bool>();
+}
+
 // OpenAI sampling fields -> Ollama options (then resolve_options maps them to the runner).
 // As Ollama's compatibility layer does, temperature and top_p default to 1.
 json openai_options(const json& body) {
@@ -32,10 +62,7 @@ json openai_options(const json& body) {
   o["top_p"] = 1.0;
   for (const char* k : {"temperature", "top_p", "seed", "frequency_penalty", "presence_penalty"})
     if (const json* v = field(body, k)) o[k] = *v;
-  if (const json* v = field(body, "max_completion_tokens"))
-    o["num_predict"] = *v;
-  else if (const json* v2 = field(body, "max_tokens"))
-    o["num_predict"] = *v2;
+  if (auto n = max_tokens(body)) o["num_predict"] = *n;
   if (const json* v = field(body, "stop")) o["stop"] = *v;
   if (const json* n = field(body, "n"); n != nullptr && !(n->is_number_integer() && n->get<int64_t>() == 1))
     fail("only n = 1 is supported, got {}", n->dump());
@@ -89,9 +116,7 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   const std::string name = get_string(body, "model");
   if (name.empty()) fail("missing field 'model'");
   const bool stream = get_bool(body, "stream", false);
-  bool include_usage = false;
-  if (const json* so = field(body, "stream_options"); so != nullptr && so->is_object())
-    include_usage = so->value("include_usage", false);
+  const bool usage = include_usage(body);
   const json format = openai_response_format(body, req.body);
   const json tools = parse_tools(field(body, "tools"));
   const json* msgs = field(body, "messages");
@@ -147,7 +172,7 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
           }
           if (p.kind == Piece::Kind::Done) {
             out += sse(chunk(json::object(), finish));
-            if (include_usage) {
+            if (usage) {
               json u = chunk(json::object(), nullptr);
               u["choices"] = json::array();
               u["usage"] = usage_json(p);
@@ -189,6 +214,7 @@ void Server::Impl::oai_completions(const httplib::Request& req, httplib::Respons
   const std::string name = get_string(body, "model");
   if (name.empty()) fail("missing field 'model'");
   const bool stream = get_bool(body, "stream", false);
+  const bool usage = include_usage(body);
   std::string prompt;
   const json* p = field(body, "prompt");
   if (p == nullptr) fail("missing field 'prompt'");
@@ -224,8 +250,15 @@ void Server::Impl::oai_completions(const httplib::Request& req, httplib::Respons
         res, "text/event-stream", gen,
         [=](const Piece& pc) {
           if (pc.kind == Piece::Kind::Error) return sse(openai_error(500, pc.error));
-          if (pc.kind == Piece::Kind::Done) return sse(body_of(pc.content, finish_reason(pc.done_reason)));
-          return sse(body_of(pc.content, nullptr));
+          if (pc.kind != Piece::Kind::Done) return sse(body_of(pc.content, nullptr));
+          std::string out = sse(body_of(pc.content, finish_reason(pc.done_reason)));
+          if (usage) {
+            json u = body_of("", nullptr);
+            u["choices"] = json::array();
+            u["usage"] = usage_json(pc);
+            out += sse(u);
+          }
+          return out;
         },
         "data: [DONE]\n\n");
     return;

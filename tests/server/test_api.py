@@ -476,3 +476,68 @@ def test_origins_from_the_environment(tmp_path):
 def test_push_is_refused(server):
     status, body = server.post("/api/push", {"model": "stories260k"})
     assert status == 500 and "not supported" in body["error"]
+
+
+def _oai_body(path, **extra):
+    body = {"model": "stories260k", "temperature": 0}
+    body.update({"messages": [{"role": "user", "content": "Tom ran."}]} if "chat" in path
+                else {"prompt": "Once upon a time"})
+    body.update(extra)
+    return body
+
+
+def _sse_chunks(payload):
+    events = [e[len("data: "):] for e in payload.decode().split("\n\n") if e.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    return [json.loads(e) for e in events[:-1]]
+
+
+def test_openai_completions_stream_include_usage(server):
+    status, payload, _ = server.request("POST", "/v1/completions", _oai_body(
+        "/v1/completions", max_tokens=8, stream=True, stream_options={"include_usage": True}), raw=True)
+    assert status == 200
+    chunks = _sse_chunks(payload)
+    last = chunks[-1]
+    assert last["choices"] == []
+    assert last["usage"]["completion_tokens"] == 8 and last["usage"]["prompt_tokens"] > 0
+    assert last["usage"]["total_tokens"] == last["usage"]["prompt_tokens"] + 8
+    assert all("usage" not in ch and ch["choices"] for ch in chunks[:-1])
+    for k in ("id", "object", "created", "model"):
+        assert last[k] == chunks[0][k]
+    assert last["object"] == "text_completion"
+    # Not asked for (false, null, or no stream_options at all): no usage chunk.
+    for so in ({"include_usage": False}, {"include_usage": None}, None):
+        status, payload, _ = server.request("POST", "/v1/completions", _oai_body(
+            "/v1/completions", max_tokens=8, stream=True, stream_options=so), raw=True)
+        assert status == 200 and all("usage" not in ch for ch in _sse_chunks(payload))
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+@pytest.mark.parametrize("extra,needle", [
+    ({"stream_options": {"include_usage": "yes"}}, "field 'stream_options.include_usage' must be a boolean"),
+    ({"stream_options": "yes"}, "field 'stream_options' must be an object"),
+    ({"max_tokens": "5"}, "field 'max_tokens' must be an integer, got string"),
+    ({"max_tokens": 2.5}, "field 'max_tokens' must be an integer, got 2.5"),
+    ({"max_tokens": 0}, "field 'max_tokens' must be at least 1, got 0"),
+    ({"max_tokens": -3}, "field 'max_tokens' must be at least 1, got -3"),
+    ({"max_completion_tokens": -1}, "field 'max_completion_tokens' must be at least 1, got -1"),
+    ({"max_completion_tokens": 4, "max_tokens": "x"}, "field 'max_tokens' must be an integer"),
+])
+def test_openai_parameter_errors(server, path, extra, needle):
+    status, body = server.post(path, _oai_body(path, stream=True, **extra))
+    assert status == 400, body
+    assert body["error"]["type"] == "invalid_request_error"
+    assert needle in body["error"]["message"], body
+    assert "num_predict" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_openai_null_parameters_are_not_set(server, path):
+    for extra in ({"stream_options": {"include_usage": None}, "max_tokens": 4},
+                  {"stream_options": None, "max_tokens": 4},
+                  {"max_tokens": None, "max_completion_tokens": 3},
+                  {"max_completion_tokens": None, "max_tokens": 3}):
+        status, body = server.post(path, _oai_body(path, **extra))
+        assert status == 200, (extra, body)
+    _, body = server.post(path, _oai_body(path, max_tokens=9, max_completion_tokens=3))
+    assert body["usage"]["completion_tokens"] == 3  # max_completion_tokens wins
