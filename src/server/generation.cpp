@@ -76,7 +76,10 @@ bool Generation::next(Piece& out, std::chrono::milliseconds timeout) {
       return true;
     }
     out.content = j.value("content", std::string());
-    if (j.contains("tokens") && j["tokens"].is_array()) out.n_tokens = static_cast<int>(j["tokens"].size());
+    if (j.contains("tokens") && j["tokens"].is_array()) {
+      out.n_tokens = static_cast<int>(j["tokens"].size());
+      for (const json& id : j["tokens"]) generated_ids_.push_back(id.get<int32_t>());
+    }
     timer_.on_tokens(out.n_tokens, Clock::now());  // before the skip below: those tokens count too
     if (j.value("stop", false)) {
       finished_ = true;

@@ -100,7 +100,7 @@ void Server::Impl::routes_models() {
              {"template", m.template_text.value_or("{{ .Prompt }}")},
              {"details", details_json(m.details)},
              {"model_info", info},
-             {"capabilities", json::array({"completion", "embedding"})},
+             {"capabilities", capability_names(model_capabilities(m))},
              {"modified_at", m.modified_at}};
     if (!m.system.empty()) out["system"] = m.system;
     if (!m.licenses.empty()) out["license"] = m.licenses.size() == 1 ? json(m.licenses[0]) : json(m.licenses);

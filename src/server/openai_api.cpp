@@ -125,6 +125,7 @@ void Server::Impl::oai_chat(const httplib::Request& req, httplib::Response& res)
   if (messages.empty()) fail("field 'messages' is empty");
   json options = openai_options(body);
   store::ModelInfo m = model(name);
+  check_tools_supported(m, tools);
   ResolvedOptions opt = resolve_options(m.params, &options);
   const RenderedPrompt rendered = render_chat(m, messages, tools);
   // With tools the whole text is needed to tell a call from an answer: a

@@ -1,9 +1,11 @@
 #include "server/prompt.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 
 #include "chat/chat.h"
+#include "chat/jinja_lexer.h"
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "server/http.h"
@@ -14,11 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-// What rendering needs from a model's GGUF. Blobs are content-addressed, so a
-// path's facts never change: read once per path.
+// What rendering and the capabilities need from a model's GGUF. Blobs are
+// content-addressed, so a path's facts never change: read once per path.
 struct GgufChatFacts {
   std::string chat_template;  // tokenizer.chat_template, or ""
   std::string bos_token, eos_token;
+  bool pooling = false;  // {arch}.pooling_type is set (Ollama's sign of an embedding model)
 };
 
 const GgufChatFacts& chat_facts(const std::filesystem::path& gguf_path) {
@@ -30,6 +33,7 @@ const GgufChatFacts& chat_facts(const std::filesystem::path& gguf_path) {
   GgufChatFacts f;
   GgufFile g = GgufFile::open(gguf_path.string());
   f.chat_template = g.get_or<std::string>("tokenizer.chat_template", "");
+  f.pooling = g.has(g.get_or<std::string>("general.architecture", "") + ".pooling_type");
   if (g.has("tokenizer.ggml.tokens")) {
     const auto& tokens = g.find("tokenizer.ggml.tokens")->array().items;
     auto piece = [&](const char* key) -> std::string {
@@ -76,7 +80,54 @@ RenderedPrompt render(const store::ModelInfo& model, const std::vector<ChatMessa
   return out;
 }
 
+bool contains(const std::vector<std::string>& names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Whether a Jinja template names `name` in its code (not in its text or a string literal).
+bool jinja_mentions(const std::string& source, std::string_view name) {
+  for (const chat::jinja::Token& t : chat::jinja::lex(source))
+    if (t.type == chat::jinja::Tok::Name && t.text == name) return true;
+  return false;
+}
+
+// What the template render() picks can render: Ollama's test of a Go template's
+// variables (.Tools); a Jinja template's `tools` (transformers' variable). No "insert": a
+// template's .Suffix means nothing while /api/generate refuses `suffix`.
+ModelCapabilities template_capabilities(const store::ModelInfo& model, const GgufChatFacts& facts) {
+  ModelCapabilities caps;
+  if (!model.template_text.value_or("").empty()) {
+    const std::vector<std::string> vars = chat::GoTemplate::parse(*model.template_text).identifiers();
+    caps.tools = contains(vars, "tools");
+  } else if (!facts.chat_template.empty()) {
+    caps.tools = jinja_mentions(facts.chat_template, "tools");
+  }
+  return caps;
+}
+
 }  // namespace
+
+ModelCapabilities model_capabilities(const store::ModelInfo& model) {
+  const GgufChatFacts& facts = chat_facts(model.model_path);
+  ModelCapabilities caps;
+  try {
+    caps = template_capabilities(model, facts);
+  } catch (const pl::Error&) {
+    // A template that does not parse renders nothing (rendering reports the error).
+  }
+  caps.embedding = facts.pooling;
+  return caps;
+}
+
+std::vector<std::string> capability_names(const ModelCapabilities& caps) {
+  std::vector<std::string> names{caps.embedding ? "embedding" : "completion"};
+  if (caps.tools) names.push_back("tools");
+  return names;
+}
+
+void check_tools_supported(const store::ModelInfo& model, const json& tools) {
+  if (!tools.is_null() && !model_capabilities(model).tools) fail("{} does not support tools", model.name.display());
+}
 
 std::vector<ChatMessage> parse_messages(const json& messages) {
   if (!messages.is_array()) fail("field 'messages' must be an array, got {}", type_of(messages));

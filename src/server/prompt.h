@@ -54,4 +54,19 @@ RenderedPrompt render_generate(const store::ModelInfo& model, const std::string&
 RenderedPrompt render_chat(const store::ModelInfo& model, const std::vector<ChatMessage>& messages,
                            const nlohmann::json& tools = nullptr);
 
+// What a model can do, as Ollama decides it: from the GGUF and from the template
+// rendering uses (the Modelfile's TEMPLATE, else the GGUF's chat template). No
+// model "thinks" here: the server does not separate reasoning from the answer.
+struct ModelCapabilities {
+  bool embedding = false;  // {arch}.pooling_type is set: an embedding model, not a completion one
+  bool tools = false;      // the template renders tools (Go .Tools, Jinja `tools`)
+};
+ModelCapabilities model_capabilities(const store::ModelInfo& model);
+// Ollama's names, in Ollama's order: "completion" or "embedding", then "tools". Never "insert"
+// (fill-in-the-middle: `suffix` is refused).
+std::vector<std::string> capability_names(const ModelCapabilities& caps);
+// pl::Error "<model> does not support tools" (Ollama's wording) when tools
+// (parse_tools()'s result) are given to a model whose template cannot render them.
+void check_tools_supported(const store::ModelInfo& model, const nlohmann::json& tools);
+
 }  // namespace pl::server

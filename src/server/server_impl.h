@@ -53,6 +53,8 @@ class Generation {
   double load_ms() const { return lease_->load_ms(); }
   Clock::time_point t_arrival() const { return t_arrival_; }
   const sched::Lease& lease() const { return *lease_; }
+  // The ids of the tokens generated so far, in order.
+  const std::vector<int32_t>& generated_ids() const { return generated_ids_; }
 
  private:
   std::string lost_runner_message();
@@ -62,6 +64,7 @@ class Generation {
   Clock::time_point t_arrival_;
   bool finished_ = false;
   RequestTimer timer_;
+  std::vector<int32_t> generated_ids_;
 };
 
 // The runner's /completion body: the options' runner fields, the prompt, always
