@@ -2,9 +2,11 @@
 
 #include <httplib.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "server/server.h"
 
@@ -27,7 +29,8 @@ std::string error_message(const std::string& body, int status) {
 }
 
 httplib::Client make(const ApiClient& c) {
-  httplib::Client cli(c.host, c.port);
+  const std::string host = c.host.find(':') != std::string::npos ? "[" + c.host + "]" : c.host;
+  httplib::Client cli(fmt::format("{}://{}:{}", c.scheme, host, c.port));
   if (!c.bearer.empty()) cli.set_bearer_token_auth(c.bearer);
   cli.set_connection_timeout(5, 0);
   cli.set_read_timeout(3600, 0);
@@ -43,11 +46,15 @@ httplib::Client make(const ApiClient& c) {
 }  // namespace
 
 ApiClient ApiClient::from_env() {
+  // A server that closes the connection mid-upload (a refused blob) must give
+  // its error message, not kill the client with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   ApiClient c;
-  server::ServerConfig def;
-  c.host = def.host;
-  c.port = def.port;
-  if (const char* h = std::getenv("OLLAMA_HOST"); h != nullptr && *h != '\0') server::parse_host(h, c.host, c.port);
+  server::HostSpec spec;
+  if (auto h = env_var("OLLAMA_HOST")) spec = server::parse_host(*h);
+  c.scheme = spec.scheme;
+  c.host = spec.host;
+  c.port = spec.port;
   if (c.host == "0.0.0.0") c.host = "127.0.0.1";
   if (c.host == "::") c.host = "::1";
   return c;

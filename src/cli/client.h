@@ -9,7 +9,8 @@
 namespace pl::cli {
 
 struct ApiClient {
-  std::string host;  // 0.0.0.0 is dialled as 127.0.0.1
+  std::string scheme = "http";  // https: TLS (a server behind a TLS proxy)
+  std::string host;             // 0.0.0.0 is dialled as 127.0.0.1
   int port = 11434;
   std::string bearer;  // sent as "Authorization: Bearer ..." when set (the admin API's token)
   static ApiClient from_env();

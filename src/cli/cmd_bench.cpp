@@ -29,6 +29,7 @@
 #include "cli/bench_report.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "sched/sched.h"
 
@@ -93,8 +94,7 @@ Answer request(const ApiClient& api, const std::string& method, const std::strin
   cli.set_connection_timeout(5, 0);
   cli.set_read_timeout(timeout_s, 0);
   httplib::Headers headers;
-  if (const char* tok = std::getenv("PARALLAMA_ADMIN_TOKEN"); tok != nullptr && *tok != '\0')
-    headers.emplace("Authorization", std::string("Bearer ") + tok);
+  if (auto tok = env_var("PARALLAMA_ADMIN_TOKEN")) headers.emplace("Authorization", "Bearer " + *tok);
   httplib::Result r = method == "GET" ? cli.Get(path, headers)
                                       : cli.Post(path, headers, body.is_null() ? "" : body.dump(), "application/json");
   Answer a;

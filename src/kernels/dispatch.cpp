@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "kernels/fp16.h"
 #include "kernels/kernels_internal.h"
@@ -65,10 +66,10 @@ const LevelTable* table_for(CpuLevel level) {
 
 void init_from_env() {
   CpuLevel level = cpu_level_supported();
-  if (const char* env = std::getenv("PARALLAMA_CPU"); env != nullptr && *env != '\0') {
-    CpuLevel want = parse_level(env);
+  if (auto env = env_var("PARALLAMA_CPU")) {
+    CpuLevel want = parse_level(env->c_str());
     if (static_cast<int>(want) > static_cast<int>(level))
-      fail("PARALLAMA_CPU={}: this CPU supports at most {}", env, cpu_level_name(level));
+      fail("PARALLAMA_CPU={}: this CPU supports at most {}", *env, cpu_level_name(level));
     level = want;
   }
   g_active.store(table_for(level), std::memory_order_release);

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/env.h"
 #include "sched/sched.h"
 
 namespace pl::sched {
@@ -19,12 +20,8 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// A set, non-blank variable; Ollama treats an empty one as unset.
-std::optional<std::string> env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || trim(v).empty()) return std::nullopt;
-  return std::string(trim(v));
-}
+// A set, non-blank variable, read as Ollama reads it (core/env.h).
+std::optional<std::string> env(const char* name) { return env_var(name); }
 
 std::optional<int64_t> to_int(std::string_view s) {
   int64_t v = 0;

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "server/metrics.h"
 
@@ -47,9 +48,9 @@ struct AutoTuner::State {
 
 tune::TunerConfig tuner_config_from_env() {
   tune::TunerConfig c;
-  if (const char* v = std::getenv("PARALLAMA_TARGET_ITL"); v != nullptr && *v != '\0') {
+  if (auto v = env_var("PARALLAMA_TARGET_ITL")) {
     try {
-      c.target_itl_ms = tune::parse_target_itl_ms(v);
+      c.target_itl_ms = tune::parse_target_itl_ms(*v);
     } catch (const Error& e) {
       fail("PARALLAMA_TARGET_ITL: {}", e.what());
     }

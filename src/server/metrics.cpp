@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "server/server_impl.h"
 
@@ -205,15 +206,13 @@ bool read_runner_stats(int port, std::chrono::seconds timeout, EngineGauges& gau
 }
 
 bool vllm_metrics_from_env() {
-  const char* v = std::getenv("PARALLAMA_VLLM_METRICS");
-  if (v == nullptr) return false;
-  std::string s = v;
-  s.erase(0, s.find_first_not_of(" \t"));
-  s.erase(s.find_last_not_of(" \t") + 1);
+  const auto v = env_var("PARALLAMA_VLLM_METRICS");
+  if (!v) return false;
+  std::string s = *v;
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
   if (s.empty() || s == "0" || s == "false" || s == "no" || s == "off") return false;
   if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
-  fail("PARALLAMA_VLLM_METRICS must be 1 or 0 (true/false), got '{}'", v);
+  fail("PARALLAMA_VLLM_METRICS must be 1 or 0 (true/false), got '{}'", *v);
 }
 
 // ---- Metrics ----

@@ -1,14 +1,18 @@
 #include "server/server.h"
 
+#include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <regex>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "server/autotune.h"
 #include "server/server_impl.h"
@@ -21,9 +25,35 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* env(const char* name) {
-  const char* v = std::getenv(name);
-  return (v != nullptr && *v != '\0') ? v : nullptr;
+// A set variable, read as Ollama reads it (core/env.h).
+std::optional<std::string> env(const char* name) { return env_var(name); }
+
+// Why binding host:port failed, in Go's words as Ollama prints them: the host
+// does not resolve, or bind's error (a port in use, an address not on this
+// machine). httplib only says that it failed.
+std::string bind_failure(const std::string& host, int port) {
+  const std::string where = fmt::format("listen tcp {}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host, port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0)
+    return fmt::format("{}: cannot resolve host '{}': {}", where, host, ::gai_strerror(rc));
+  std::string why = "cannot bind";
+  const int fd = ::socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+  if (fd >= 0) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+      why = std::strerror(errno);
+      if (!why.empty()) why[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  return fmt::format("{}: bind: {}", where, why);
 }
 
 // One thread per connection, started on demand: a streaming client holds its
@@ -56,17 +86,20 @@ class ThreadPerConnection : public httplib::TaskQueue {
 
 }  // namespace
 
-void parse_host(const std::string& value, std::string& host, int& port) {
+HostSpec parse_host(const std::string& value) {
+  HostSpec out;
   std::string s = value;
   int default_port = 11434;
   if (auto p = s.find("://"); p != std::string::npos) {
-    const std::string scheme = s.substr(0, p);
-    if (scheme != "http" && scheme != "https") fail("OLLAMA_HOST has an unsupported scheme '{}'", scheme);
+    out.scheme = s.substr(0, p);
+    if (out.scheme != "http" && out.scheme != "https") fail("OLLAMA_HOST has an unsupported scheme '{}'", out.scheme);
+    default_port = out.scheme == "https" ? 443 : 80;
     s = s.substr(p + 3);
   }
   if (!s.empty() && s.back() == '/') s.pop_back();
+  if (s.find('/') != std::string::npos) fail("OLLAMA_HOST '{}': a path after the host is not supported", value);
   std::string h = s, p;
-  if (!s.empty() && s.front() == '[') {  // [v6]:port
+  if (!s.empty() && s.front() == '[') {  // [v6] or [v6]:port
     auto close = s.find(']');
     if (close == std::string::npos) fail("OLLAMA_HOST '{}': missing ']'", value);
     h = s.substr(1, close - 1);
@@ -74,20 +107,22 @@ void parse_host(const std::string& value, std::string& host, int& port) {
       if (s[close + 1] != ':') fail("OLLAMA_HOST '{}': expected ':port' after ']'", value);
       p = s.substr(close + 2);
     }
-  } else if (auto colon = s.rfind(':'); colon != std::string::npos) {
+  } else if (std::count(s.begin(), s.end(), ':') == 1) {  // host:port (more colons: a bare IPv6 address)
+    const auto colon = s.find(':');
     h = s.substr(0, colon);
     p = s.substr(colon + 1);
   }
-  host = h.empty() ? "127.0.0.1" : h;
-  port = default_port;
+  if (!h.empty()) out.host = h;
+  out.port = default_port;
   if (!p.empty()) {
     char* end = nullptr;
     errno = 0;
     const long v = std::strtol(p.c_str(), &end, 10);
     if (errno != 0 || end == p.c_str() || *end != '\0' || v < 0 || v > 65535)
       fail("OLLAMA_HOST '{}': bad port '{}'", value, p);
-    port = static_cast<int>(v);
+    out.port = static_cast<int>(v);
   }
+  return out;
 }
 
 bool origin_allowed(const std::string& origin, const std::vector<std::string>& extra) {
@@ -113,9 +148,13 @@ bool origin_allowed(const std::string& origin, const std::vector<std::string>& e
 
 ServerConfig ServerConfig::from_env() {
   ServerConfig c;
-  if (const char* h = env("OLLAMA_HOST")) parse_host(h, c.host, c.port);
-  if (const char* o = env("OLLAMA_ORIGINS")) {
-    std::string s = o;
+  if (auto h = env("OLLAMA_HOST")) {
+    const HostSpec spec = parse_host(*h);  // serve speaks plain HTTP whatever the scheme, as Ollama's does
+    c.host = spec.host;
+    c.port = spec.port;
+  }
+  if (auto o = env("OLLAMA_ORIGINS")) {
+    std::string s = *o;
     size_t start = 0;
     while (start <= s.size()) {
       size_t comma = s.find(',', start);
@@ -128,7 +167,7 @@ ServerConfig ServerConfig::from_env() {
     }
   }
   c.models = store::Store::default_root();
-  if (const char* t = env("PARALLAMA_ADMIN_TOKEN")) c.admin_token = t;
+  if (auto t = env("PARALLAMA_ADMIN_TOKEN")) c.admin_token = *t;
   c.tuner = tuner_config_from_env();
   c.sched = sched::SchedConfig::from_env();
   c.vllm_metrics = vllm_metrics_from_env();
@@ -260,8 +299,7 @@ void Server::start() {
     m.port = m.svr.bind_to_any_port(m.cfg.host);
     if (m.port < 0) fail("cannot listen on {}: no free port", m.cfg.host);
   } else {
-    if (!m.svr.bind_to_port(m.cfg.host, m.cfg.port))
-      fail("listen tcp {}:{}: bind: address already in use (or a bad address)", m.cfg.host, m.cfg.port);
+    if (!m.svr.bind_to_port(m.cfg.host, m.cfg.port)) fail("{}", bind_failure(m.cfg.host, m.cfg.port));
     m.port = m.cfg.port;
   }
   if (!m.svr.widen_backlog()) fail("cannot listen on {}:{}: {}", m.cfg.host, m.port, std::strerror(errno));

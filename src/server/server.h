@@ -33,9 +33,17 @@ struct ServerConfig {
   static ServerConfig from_env();
 };
 
-// "[scheme://]host[:port]" -> host, port (Ollama's OLLAMA_HOST forms: "0.0.0.0",
-// ":8080", "http://10.0.0.1:11434", "[::1]:11434"). Throws pl::Error.
-void parse_host(const std::string& value, std::string& host, int& port);
+// OLLAMA_HOST, as Ollama reads it: "[http|https://]host[:port][/]". The host is
+// a name, an IPv4 address, or an IPv6 one with or without brackets ("::1",
+// "[::1]:8080"); none is 127.0.0.1. The port defaults to 11434 without a
+// scheme, 80 with http:// and 443 with https://. Throws pl::Error (a bad port,
+// an unknown scheme, a path).
+struct HostSpec {
+  std::string scheme = "http";
+  std::string host = "127.0.0.1";
+  int port = 11434;
+};
+HostSpec parse_host(const std::string& value);
 
 // Is a browser Origin allowed? localhost/127.0.0.1/0.0.0.0 on any port over
 // http(s), app://, file://, tauri:// and the patterns of OLLAMA_ORIGINS ('*' wildcards).

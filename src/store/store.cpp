@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "core/env.h"
 #include "gguf/gguf.h"
 #include "store/details.h"
 #include "store/internal.h"
@@ -139,7 +140,7 @@ void remove_empty_dirs(fs::path dir, const fs::path& stop) {
 Store::Store(fs::path root) : root_(std::move(root)) {}
 
 fs::path Store::default_root() {
-  if (const char* env = std::getenv("OLLAMA_MODELS"); env != nullptr && *env != '\0') return env;
+  if (auto env = env_var("OLLAMA_MODELS")) return *env;
   const char* home = std::getenv("HOME");
   if (home == nullptr || *home == '\0') fail("cannot place the model store: neither OLLAMA_MODELS nor HOME is set");
   return fs::path(home) / ".parallama" / "models";

@@ -1,12 +1,15 @@
 """The HTTP layer under the API: bodies as curl sends them, requests without a
-body, and clients that hang up on a non-streaming generation."""
+body, clients that hang up on a non-streaming generation; the environment as
+Ollama reads it, and a listening address that cannot be served."""
 import http.client
 import json
+import os
 import re
 import socket
+import subprocess
 import time
 
-from conftest import Server, make_slow_model
+from conftest import BIN, Server, make_slow_model
 
 
 def test_form_encoded_bodies_are_json_at_any_size(server):
@@ -92,3 +95,37 @@ def test_a_client_that_hangs_up_cancels_its_non_streaming_generation(tmp_path):
         assert s.read_log().count("cancelled (client disconnected)") >= 2
     finally:
         s.stop()
+
+
+def test_quoted_environment_values_read_as_ollama_reads_them(tmp_path):
+    """Env files and compose lists keep the quotes (OLLAMA_NUM_PARALLEL="3"): Ollama strips spaces and quotes."""
+    s = Server({"OLLAMA_NUM_PARALLEL": '"3"', "OLLAMA_KEEP_ALIVE": " '5m' ",
+                "OLLAMA_MODELS": f'"{tmp_path}/models"'}, tmp=str(tmp_path))
+    try:
+        assert s.post("/api/generate", {"model": "stories260k", "prompt": ""})[0] == 200
+        _, ps = s.request("GET", "/api/ps")
+        m = ps["models"][0]
+        assert m["num_parallel"] == 3 and m["parallel_source"] == "env", m
+        assert os.path.isdir(os.path.join(str(tmp_path), "models", "manifests")), os.listdir(str(tmp_path))
+    finally:
+        s.stop()
+
+
+def serve_error(env_host, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
+    env.update({"OLLAMA_HOST": env_host, "OLLAMA_MODELS": str(tmp_path / "models")})
+    r = subprocess.run([BIN, "serve"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    return r.stderr
+
+
+def test_a_host_that_cannot_be_served_says_why(tmp_path):
+    assert "cannot resolve host 'nosuchhost.invalid'" in serve_error("nosuchhost.invalid:11999", tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        err = serve_error(f"127.0.0.1:{port}", tmp_path)
+        assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in err, err
+    err = serve_error("192.0.2.1:11999", tmp_path)  # TEST-NET-1: not an address of this machine
+    assert "bind: cannot assign requested address" in err, err
