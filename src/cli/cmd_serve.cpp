@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "kernels/kernels.h"
 #include "server/server.h"
 
 namespace pl::cli {
@@ -31,6 +32,9 @@ std::filesystem::path self_exe() {
 void register_serve(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "Start the Ollama-compatible server (configured by OLLAMA_* variables)");
   cmd->callback([] {
+    // The runners inherit PARALLAMA_CPU: a bad value stops the server here,
+    // not every model load later.
+    kernels::cpu_level();
     server::ServerConfig cfg = server::ServerConfig::from_env();
     cfg.sched.runner_exe = self_exe();
     // The built-in demo (stories260K, MIT): PARALLAMA_DEMO_MODEL overrides the

@@ -67,6 +67,7 @@ struct Runner {
   bool kill_sent = false;
   bool exited = false;
   std::string exit_reason;               // "llama runner process has terminated: ..."
+  std::unique_ptr<StderrRelay> relay;    // its stderr, pumped by the monitor
   bool load_failed = false;
   std::string load_error;                // for the requests that waited on this load
 };
@@ -285,7 +286,9 @@ std::shared_ptr<Runner> SchedulerCore::start_runner(const ModelRequest& req, con
   std::string cmd;
   for (const std::string& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
   cfg.log(fmt::format("starting llama server cmd=\"{}\"", cmd));
-  r->pid = spawn_process(argv);
+  int stderr_fd = -1;
+  r->pid = spawn_process(argv, &stderr_fd);
+  r->relay = std::make_unique<StderrRelay>(stderr_fd);
   runners[r->id] = r;
   by_key[r->key] = r;
   return r;
@@ -296,7 +299,7 @@ std::string SchedulerCore::wait_ready(const std::shared_ptr<Runner>& r, Clock::t
   for (;;) {
     {
       std::lock_guard lk(mu);
-      if (r->exited) return fmt::format("{} (while loading {})", r->exit_reason, r->key);
+      if (r->exited) return r->exit_reason;
       if (r->state == RunnerState::Stopping)
         return shutting_down ? "the scheduler is shutting down" : "the runner was stopped while loading " + r->key;
     }
@@ -473,7 +476,12 @@ void SchedulerCore::stop_runner(const std::shared_ptr<Runner>& r, const std::str
 
 void SchedulerCore::on_exit(const std::shared_ptr<Runner>& r, int status) {
   r->exited = true;
-  r->exit_reason = "llama runner process has terminated: " + describe_wait_status(status);
+  // The child is gone, so all it wrote is in the pipe: its last error line
+  // says more than the exit status it ended with.
+  r->relay->pump();
+  const std::string& said = r->relay->last_error();
+  r->exit_reason = "llama runner process has terminated: " +
+                   (status != 0 && !said.empty() ? said : describe_wait_status(status));
   const bool expected = r->state == RunnerState::Stopping;
   runners.erase(r->id);
   if (auto it = by_key.find(r->key); it != by_key.end() && it->second == r) by_key.erase(it);
@@ -485,8 +493,8 @@ void SchedulerCore::on_exit(const std::shared_ptr<Runner>& r, int status) {
   }
   cfg.log(expected ? fmt::format("llama runner for {} (pid {}) stopped: {}", r->key, r->pid,
                                  describe_wait_status(status))
-                   : fmt::format("{} (model {}, pid {}, {} request(s) in flight)", r->exit_reason, r->key, r->pid,
-                                 r->in_flight));
+                   : fmt::format("{} (model {}, pid {}, {}, {} request(s) in flight)", r->exit_reason, r->key,
+                                 r->pid, describe_wait_status(status), r->in_flight));
   cv.notify_all();
 }
 
@@ -510,6 +518,7 @@ void SchedulerCore::run_monitor() {
     std::vector<std::shared_ptr<Runner>> all;
     for (const auto& [id, r] : runners) all.push_back(r);
     for (const std::shared_ptr<Runner>& r : all) {
+      r->relay->pump();
       if (auto status = try_reap(r->pid)) {
         on_exit(r, *status);
         continue;

@@ -24,7 +24,10 @@
 // polls waitpid every 50 ms, and also runs the keep-alive timers and the
 // SIGTERM -> SIGKILL escalation): it is dropped from the table (its in-flight
 // requests fail at the proxy with the runner's exit status) and the next
-// acquire() starts a new one.
+// acquire() starts a new one. The monitor also relays each runner's stderr to
+// the server's, keeping its last error line: a runner that fails ends as
+// "llama runner process has terminated: <that line>" (its exit status when it
+// said nothing), the message the requests get, as in Ollama.
 //
 // Memory: a runner costs weights (the GGUF's size) + KV (num_ctx x parallel x
 // n_layer x 2 x n_head_kv x head_dim x 2 bytes, fp16) + compute (fp32 scratch
@@ -167,7 +170,8 @@ class Scheduler {
   // reload thrash); so does a changed gguf path. Applies keep_alive (the
   // request's, else the default). Throws BusyError (queue full), pl::Error:
   // unreadable model ("cannot read model ..."), load failed (the runner's
-  // /health error, or "llama runner process has terminated: exit status 1"),
+  // /health error, or "llama runner process has terminated: <the runner's last
+  // error line>", else "...: exit status 1"),
   // does not fit in memory even alone, or nothing became idle / loaded within
   // load_timeout.
   std::unique_ptr<Lease> acquire(const ModelRequest& req);

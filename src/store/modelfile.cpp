@@ -4,14 +4,16 @@
 // where a value runs to the end of its line, or is "quoted" / """triple quoted"""
 // and then may span lines. A quoted value ends at the first line whose trimmed
 // text ends with the closing quote, so quotes inside it need no escaping
-// (SYSTEM """Say "hi".""" works), as in Ollama's files.
+// (SYSTEM """Say "hi".""" works), as in Ollama's files. There are no escapes:
+// the writer (write_modelfile) picks, for each value, a form this reader takes
+// back as exactly that value.
+#include "store/modelfile.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include "store/store.h"
 
 namespace pl::store {
 namespace {
@@ -88,6 +90,41 @@ std::string read_quoted(const std::vector<std::string_view>& lines, size_t& i, s
   }
   std::string_view t = rtrim(text);
   return std::string(t.substr(q.size(), t.size() - 2 * q.size()));
+}
+
+// Pulls the value that starts with `v` on lines[i] (advancing i past a
+// multi-line one): quoted, or else the rest of the line without trailing blanks.
+std::string read_value(const std::vector<std::string_view>& lines, size_t& i, std::string_view v, int line,
+                       std::string_view what) {
+  if (rtrim(v).empty()) fail("line {}: {} needs a value", line, what);
+  if (v[0] == '"') return read_quoted(lines, i, v, line);
+  return std::string(rtrim(v));
+}
+
+// Lines without their '\n' (and a '\r' before it); a final line without one counts.
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  for (size_t start = 0; start <= text.size();) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view l = text.substr(start, nl - start);
+    if (l.ends_with('\r')) l.remove_suffix(1);
+    lines.push_back(l);
+    start = nl + 1;
+  }
+  return lines;
+}
+
+// Whether the reader takes `written` (the text after an instruction's name)
+// back as exactly `value`, ending on its last line.
+bool reads_back(const std::string& written, std::string_view value) {
+  const std::vector<std::string_view> lines = split_lines(written);
+  size_t i = 0;
+  try {
+    return read_value(lines, i, ltrim(lines[0]), 1, "value") == value && i + 1 == lines.size();
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 // Splits "word rest" for PARAMETER and MESSAGE arguments.
@@ -187,15 +224,7 @@ nlohmann::json normalize_parameters(const nlohmann::json& params) {
 
 CreateRequest parse_modelfile(std::string_view text) {
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a UTF-8 byte order mark
-  std::vector<std::string_view> lines;
-  for (size_t start = 0; start <= text.size();) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view l = text.substr(start, nl - start);
-    if (l.ends_with('\r')) l.remove_suffix(1);
-    lines.push_back(l);
-    start = nl + 1;
-  }
+  const std::vector<std::string_view> lines = split_lines(text);
 
   CreateRequest req;
   bool have_from = false;
@@ -211,12 +240,7 @@ CreateRequest parse_modelfile(std::string_view text) {
     const std::string name = lower(s.substr(0, n));
     std::string_view rest = ltrim(s.substr(n));
 
-    // Pulls the value from `v` (which begins on line i), unquoting it.
-    auto value_of = [&](std::string_view v, std::string_view what) -> std::string {
-      if (rtrim(v).empty()) fail("line {}: {} needs a value", line, what);
-      if (v[0] == '"') return read_quoted(lines, i, v, line);
-      return std::string(rtrim(v));
-    };
+    auto value_of = [&](std::string_view v, std::string_view what) { return read_value(lines, i, v, line, what); };
 
     try {
       if (name == "from") {
@@ -266,6 +290,57 @@ CreateRequest parse_modelfile(std::string_view text) {
   }
   if (!have_from) fail("no FROM line in the Modelfile");
   return req;
+}
+
+ModelfileValue quote_modelfile_value(std::string_view value, bool triple) {
+  auto quoted = [&](std::string_view q) {
+    std::string s(q);
+    s.append(value).append(q);
+    return s;
+  };
+  const std::string tq = quoted("\"\"\""), sq = quoted("\"");
+  const bool triple_first = triple || value.find('\n') != std::string_view::npos;
+  for (const std::string* form : {triple_first ? &tq : &sq, triple_first ? &sq : &tq})
+    if (reads_back(*form, value)) return {*form, true};
+  return {tq, false};
+}
+
+std::string write_modelfile(const CreateRequest& r) {
+  std::string out;
+  auto add = [&](std::string_view head, std::string_view value, bool triple) {
+    const ModelfileValue v = quote_modelfile_value(value, triple);
+    if (!v.exact)
+      out += fmt::format("# The next {} has a line ending in \"\"\" (or a CR LF), which no Modelfile quoting can "
+                         "carry: it will not read back exactly.\n",
+                         head);
+    out += fmt::format("{} {}\n", head, v.text);
+  };
+  // A path goes bare, as Ollama writes it, unless it needs quotes to read back.
+  if (reads_back(r.from, r.from))
+    out += "FROM " + r.from + "\n";
+  else
+    add("FROM", r.from, false);
+  if (r.template_text) add("TEMPLATE", *r.template_text, true);
+  if (r.system) add("SYSTEM", *r.system, true);
+  for (const auto& [name, value] : r.parameters.items()) {
+    const std::string head = "PARAMETER " + name;
+    for (const nlohmann::json& v : value.is_array() ? value : nlohmann::json::array({value})) {
+      if (v.is_string())
+        add(head, v.get<std::string>(), false);
+      else
+        out += fmt::format("{} {}\n", head, v.dump());
+    }
+  }
+  if (r.messages)
+    for (const nlohmann::json& m : *r.messages) {
+      auto text = [&](const char* key) {
+        return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : std::string();
+      };
+      if (m.is_object()) add("MESSAGE " + text("role"), text("content"), false);
+    }
+  if (r.license)
+    for (const std::string& l : *r.license) add("LICENSE", l, true);
+  return out;
 }
 
 }  // namespace pl::store

@@ -1,6 +1,7 @@
 // Loading, leasing, keep-alive, crashes and the queue bound, against real runners.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <future>
@@ -8,6 +9,7 @@
 #include "gguf/gguf.h"
 #include "gguf/gguf_writer.h"
 #include "model/config.h"
+#include "sched/process.h"
 #include "sched_fixture.h"
 
 namespace pl::sched::test {
@@ -311,6 +313,44 @@ TEST_F(SchedTest, RunnerThatExitsAtOnceReportsItsExitStatus) {
   const std::string msg = error_of([&] { s.acquire(request("m")); });
   EXPECT_NE(msg.find("llama runner process has terminated: exit status 1"), std::string::npos) << msg;
   EXPECT_TRUE(s.ps().empty());
+}
+
+TEST_F(SchedTest, RunnerThatFailsAtStartReportsItsLastErrorLine) {
+  // 4 sequences of 8 tokens: a KV pool of one block, which the runner refuses.
+  Scheduler s(config());
+  ModelRequest req = request("tiny", 8);
+  req.num_parallel = 4;
+  const std::string msg = error_of([&] { s.acquire(req); });
+  EXPECT_EQ(msg.rfind("llama runner process has terminated: --parallel 4 is more than the KV cache can run", 0), 0u)
+      << msg;
+  EXPECT_EQ(msg.find("exit status"), std::string::npos) << msg;
+  // The server's log keeps the exit status next to the reason.
+  EXPECT_NE(log_line("exit status 1, 0 request(s) in flight"), "") << log_text();
+  EXPECT_TRUE(s.ps().empty());
+}
+
+TEST_F(SchedTest, ExitReasonIsTheLastErrorLineTheRunnerWrote) {
+  // A stand-in runner: noise, two error lines, a line without its end, then exit 3.
+  const std::string script = dir_.file("runner.sh");
+  {
+    std::ofstream f(script);
+    f << "#!/bin/sh\necho 'loading' >&2\necho 'Error: first' >&2\necho 'Error: the real reason' >&2\n"
+         "printf 'no line end' >&2\nexit 3\n";
+  }
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  SchedConfig c = config();
+  c.runner_exe = script;
+  Scheduler s(c);
+  EXPECT_EQ(error_of([&] { s.acquire(request("m")); }), "llama runner process has terminated: the real reason");
+  // Without an error line the exit status is the reason, as before.
+  c.runner_exe = "/bin/false";
+  Scheduler quiet(c);
+  EXPECT_EQ(error_of([&] { quiet.acquire(request("m")); }), "llama runner process has terminated: exit status 1");
+
+  EXPECT_EQ(runner_error_of_line("Error: why\n"), "why");
+  EXPECT_EQ(runner_error_of_line("parallama: internal check failed: x at a.cpp:1\n"),
+            "internal check failed: x at a.cpp:1");
+  EXPECT_EQ(runner_error_of_line("2026-01-01T00:00:00.000Z runner: listening on http://127.0.0.1:1\n"), "");
 }
 
 TEST_F(SchedTest, DestructorStopsEveryRunner) {

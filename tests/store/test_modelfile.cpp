@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "store/modelfile.h"
 #include "store/store.h"
 #include "test_util.h"
 
@@ -9,6 +10,8 @@ using nlohmann::json;
 using pl::store::CreateRequest;
 using pl::store::normalize_parameters;
 using pl::store::parse_modelfile;
+using pl::store::quote_modelfile_value;
+using pl::store::write_modelfile;
 using pl::test::error_of;
 
 TEST(Modelfile, ParsesEveryInstruction) {
@@ -139,4 +142,80 @@ TEST(Modelfile, RandomInputOnlyThrowsPlError) {
     }
   }
   EXPECT_GT(n_parsed, 0);
+}
+
+// Values that need care: line breaks, quotes of every count and place, backslashes
+// (written and read as they are: a Modelfile has no escapes), edge blanks, '#'.
+const std::vector<std::string> kTrickyValues = {
+    "plain",
+    "multi\nline",
+    "\nstarts and ends with a line break\n",
+    "say \"hi\"",
+    "\"quoted\"",
+    "\"",
+    "\"\"",
+    "a \"\"\" b",
+    "ends in \"\"\"",
+    "\"\"\" starts with three",
+    "x\"\"\"y\n\"\"\"z",
+    "a \"\"\" b\nsecond \"line\"",
+    "line ends with a quote\"\nnext",
+    "back\\slash \\n \\\" \\",
+    "C:\\path\\",
+    "  edge blanks  ",
+    "\ttab",
+    "# not a comment",
+    "{{ if .System }}<|system|>\n{{ .System }}  \n{{ end }}<|user|> \"{{ .Prompt }}\" ",
+    "",
+    "\\n\\n",
+};
+
+TEST(ModelfileWriter, EveryValueReadsBackUnchanged) {
+  for (const std::string& v : kTrickyValues) {
+    CreateRequest r;
+    r.from = "/models/blobs/sha256-abc";
+    r.template_text = v;
+    r.system = v;
+    r.license = std::vector<std::string>{v, "second " + v};
+    r.messages = json::array({{{"role", "user"}, {"content", v}}, {{"role", "assistant"}, {"content", v}}});
+    r.parameters = {{"stop", json::array({v, "<|end|>"})}, {"num_ctx", 2048}, {"temperature", 0.25},
+                    {"use_mmap", false}};
+    const std::string text = write_modelfile(r);
+    SCOPED_TRACE(text);
+    CreateRequest back = parse_modelfile(text);
+    EXPECT_EQ(back.from, r.from);
+    EXPECT_EQ(back.template_text, r.template_text);
+    EXPECT_EQ(back.system, r.system);
+    EXPECT_EQ(back.license, r.license);
+    EXPECT_EQ(back.messages, r.messages);
+    EXPECT_EQ(back.parameters, r.parameters);
+    // And again: a second round changes nothing (the old writer added a level of escapes per round).
+    EXPECT_EQ(write_modelfile(back), text);
+    EXPECT_EQ(text.find("# The next"), std::string::npos);
+  }
+}
+
+TEST(ModelfileWriter, UsesTheFormsOllamaWrites) {
+  EXPECT_EQ(quote_modelfile_value("You are Mario.", true).text, "\"\"\"You are Mario.\"\"\"");
+  EXPECT_EQ(quote_modelfile_value("<|im_end|>", false).text, "\"<|im_end|>\"");
+  EXPECT_EQ(quote_modelfile_value("multi\nline", false).text, "\"\"\"multi\nline\"\"\"");
+  EXPECT_EQ(quote_modelfile_value("\"\"x", false).text, "\"\"\"\"\"x\"\"\"");
+  CreateRequest r;
+  r.from = "/path with spaces/m.gguf";
+  r.messages = json::array({{{"role", "assistant"}, {"content", "multi\nline"}}});
+  EXPECT_EQ(write_modelfile(r), "FROM /path with spaces/m.gguf\nMESSAGE assistant \"\"\"multi\nline\"\"\"\n");
+  r.from = " lead";
+  EXPECT_EQ(write_modelfile(r).substr(0, 13), "FROM \" lead\"\n");
+}
+
+TEST(ModelfileWriter, SaysSoWhenAValueCannotBeQuoted) {
+  // A line, not the last, ending in """: every quoted form would end there.
+  for (const std::string v : {"one\"\"\"\ntwo", "a\r\nb"}) {
+    EXPECT_FALSE(quote_modelfile_value(v, true).exact) << v;
+    CreateRequest r;
+    r.from = "m";
+    r.system = v;
+    const std::string text = write_modelfile(r);
+    EXPECT_NE(text.find("# The next SYSTEM has a line ending in"), std::string::npos) << text;
+  }
 }
