@@ -2,20 +2,18 @@
 // run, list, ps, show, create, cp, rm, stop, pull.
 #include <CLI/CLI.hpp>
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include "cli/bench_report.h"  // human_bytes
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/run.h"
 #include "core/error.h"
 #include "server/http.h"  // unix_of_rfc3339
 #include "store/sha256.h"
@@ -62,95 +60,6 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     std::string line;
     for (size_t i = 0; i < r.size(); ++i) line += i + 1 < r.size() ? fmt::format("{:<{}}    ", r[i], w[i]) : r[i];
     std::printf("%s\n", line.c_str());
-  }
-}
-
-// Streams a generation, printing the text as it comes; returns the final object.
-json stream_text(const ApiClient& api, const std::string& path, const json& body, bool chat) {
-  json last;
-  api.stream(path, body, [&](const json& j) {
-    const std::string piece = chat ? j.value("message", json::object()).value("content", "") : j.value("response", "");
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
-    if (j.value("done", false)) last = j;
-  });
-  return last;
-}
-
-void print_stats(const json& last) {
-  auto dur = [](const json& j, const char* k) { return j.value(k, int64_t{0}) / 1e9; };
-  const int pe = last.value("prompt_eval_count", 0), ev = last.value("eval_count", 0);
-  std::fprintf(stderr, "total duration:       %.3fs\nload duration:        %.3fs\n", dur(last, "total_duration"),
-               dur(last, "load_duration"));
-  std::fprintf(stderr, "prompt eval count:    %d token(s)\nprompt eval duration: %.3fs\n", pe,
-               dur(last, "prompt_eval_duration"));
-  if (dur(last, "prompt_eval_duration") > 0)
-    std::fprintf(stderr, "prompt eval rate:     %.2f tokens/s\n", pe / dur(last, "prompt_eval_duration"));
-  std::fprintf(stderr, "eval count:           %d token(s)\neval duration:        %.3fs\n", ev,
-               dur(last, "eval_duration"));
-  if (dur(last, "eval_duration") > 0)
-    std::fprintf(stderr, "eval rate:            %.2f tokens/s\n", ev / dur(last, "eval_duration"));
-}
-
-struct RunOpts {
-  std::string model, prompt, keepalive;
-  bool verbose = false;
-};
-
-void run(const RunOpts& o) {
-  ApiClient api = ApiClient::from_env();
-  api.call("POST", "/api/show", json{{"model", o.model}});  // a clear "model not found" before anything else
-  json base{{"model", o.model}};
-  if (!o.keepalive.empty()) base["keep_alive"] = o.keepalive;
-  std::string prompt = o.prompt;
-  if (prompt.empty() && !isatty(STDIN_FILENO)) {  // piped input is the prompt, as with Ollama
-    std::stringstream ss;
-    ss << std::cin.rdbuf();
-    prompt = ss.str();
-  }
-  if (!prompt.empty()) {
-    json body = base;
-    body["prompt"] = prompt;
-    json last = stream_text(api, "/api/generate", body, false);
-    std::printf("\n");
-    if (o.verbose) print_stats(last);
-    return;
-  }
-  // Interactive chat.
-  api.call("POST", "/api/generate", base);  // load the model first
-  json messages = json::array();
-  std::fprintf(stderr, "Send a message (/? for help, /bye to quit)\n");
-  std::string line;
-  for (;;) {
-    std::fprintf(stdout, ">>> ");
-    std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
-    if (line.empty()) continue;
-    if (line == "/bye" || line == "/exit") break;
-    if (line == "/clear") {
-      messages = json::array();
-      std::printf("Cleared session context\n");
-      continue;
-    }
-    if (line == "/?" || line == "/help") {
-      std::printf("Available commands:\n  /clear  Clear session context\n  /bye    Exit\n");
-      continue;
-    }
-    messages.push_back(json{{"role", "user"}, {"content", line}});
-    json body = base;
-    body["messages"] = messages;
-    std::string answer;
-    json last;
-    api.stream("/api/chat", body, [&](const json& j) {
-      const std::string piece = j.value("message", json::object()).value("content", "");
-      answer += piece;
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-      if (j.value("done", false)) last = j;
-    });
-    std::printf("\n\n");
-    if (o.verbose) print_stats(last);
-    messages.push_back(json{{"role", "assistant"}, {"content", answer}});
   }
 }
 
@@ -201,7 +110,9 @@ void create(const std::string& name, const std::string& file, const std::string&
   api.stream("/api/create", body, [](const json& j) { std::fprintf(stderr, "%s\n", j.value("status", "").c_str()); });
 }
 
-void show(const std::string& model, const std::string& part) {
+}  // namespace
+
+void show_model(const std::string& model, const std::string& part) {
   ApiClient api = ApiClient::from_env();
   json j = api.call("POST", "/api/show", json{{"model", model}});
   if (part == "modelfile") return (void)std::printf("%s\n", j.value("modelfile", "").c_str());
@@ -241,22 +152,8 @@ void show(const std::string& model, const std::string& part) {
   std::printf("\n");
 }
 
-}  // namespace
-
 void register_client_commands(CLI::App& app) {
-  auto run_o = std::make_shared<RunOpts>();
-  auto words = std::make_shared<std::vector<std::string>>();
-  auto* run_cmd = app.add_subcommand("run", "Run a model: a one-shot answer with PROMPT, else an interactive chat");
-  run_cmd->add_option("model", run_o->model, "Model name")->required();
-  run_cmd->add_option("prompt", *words, "Prompt (several words are joined with spaces)");
-  run_cmd->add_flag("--verbose", run_o->verbose, "Print timings after each answer");
-  run_cmd->add_option("--keepalive", run_o->keepalive, "How long the model stays loaded (e.g. 5m, 0, -1)");
-  run_cmd->callback([run_o, words] {
-    RunOpts o = *run_o;
-    o.prompt.clear();
-    for (size_t i = 0; i < words->size(); ++i) o.prompt += (i ? " " : "") + (*words)[i];
-    run(o);
-  });
+  register_run(app);
 
   auto* list = app.add_subcommand("list", "List models")->alias("ls");
   list->callback([] {
@@ -287,14 +184,14 @@ void register_client_commands(CLI::App& app) {
     print_table(rows);
   });
 
-  auto show_model = std::make_shared<std::string>();
+  auto show_name = std::make_shared<std::string>();
   auto show_part = std::make_shared<std::string>();
   auto* show_cmd = app.add_subcommand("show", "Show information for a model");
-  show_cmd->add_option("model", *show_model, "Model name")->required();
+  show_cmd->add_option("model", *show_name, "Model name")->required();
   for (const char* part : {"modelfile", "parameters", "template", "system", "license"})
     show_cmd->add_flag_callback(std::string("--") + part, [show_part, part] { *show_part = part; },
                                 std::string("Show the model's ") + part);
-  show_cmd->callback([show_model, show_part] { show(*show_model, *show_part); });
+  show_cmd->callback([show_name, show_part] { show_model(*show_name, *show_part); });
 
   struct CreateOpts {
     std::string name, file, quantize;

@@ -91,7 +91,9 @@ class Server:
         return status, out
 
     def cli(self, *args, input=None, timeout=120):
-        return subprocess.run([BIN, *args], env=self.env, input=input, capture_output=True, text=True,
+        # No input: stdin is empty (`run MODEL PROMPT` reads a stdin that is not a terminal, as Ollama's does).
+        stdin = subprocess.DEVNULL if input is None else None
+        return subprocess.run([BIN, *args], env=self.env, input=input, stdin=stdin, capture_output=True, text=True,
                               timeout=timeout)
 
     def stop(self):
