@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 
 #include "cli/commands.h"
 #include "engine/sampler.h"
 #include "engine/single_sequence.h"
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
+#include "model/kv_store.h"
 #include "model/model.h"
 #include "tokenizer/stream_decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -34,10 +36,16 @@ void register_generate(CLI::App& app) {
   cmd->add_option("-m,--model", o->model, "GGUF model")->required();
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text")->capture_default_str();
   cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until end of text or context)")
-      ->capture_default_str();
-  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context size (default: the model's, at most 4096)");
-  cmd->add_option("-b,--batch-size", o->batch_size, "Prompt tokens per forward pass")->capture_default_str();
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+      ->capture_default_str()
+      ->check(CLI::Range(-1, std::numeric_limits<int>::max()));
+  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context size (default: the model's, at most 4096)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
+  auto* batch_opt =
+      cmd->add_option("-b,--batch-size", o->batch_size, "Prompt tokens per forward pass (at most the context)")
+          ->capture_default_str()
+          ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd->add_option("--temperature", s.temperature, "Sampling temperature (0: greedy)")->capture_default_str();
   cmd->add_option("--top-k", s.top_k, "Top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", s.top_p, "Top-p (1: off)")->capture_default_str();
@@ -49,15 +57,27 @@ void register_generate(CLI::App& app) {
   auto* seed_opt = cmd->add_option("--seed", o->seed, "Random seed (default: random)");
   cmd->add_flag("--print-ids", o->print_ids, "Print all token ids (prompt and generated) instead of text");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add the beginning-of-sequence token");
-  cmd->callback([o, seed_opt] {
+  cmd->callback([o, seed_opt, batch_opt] {
     if (seed_opt->count() > 0) o->sampling.seed = o->seed;
     o->sampling.validate();
     if (o->batch_size <= 0) fail("--batch-size must be positive");
+    if (o->ctx_size > 0) check_context_size(o->ctx_size);
     const auto t_load = std::chrono::steady_clock::now();
     auto model = Model::load(o->model);
     Tokenizer tok = Tokenizer::from_gguf(model->gguf());
     const ModelConfig& c = model->config();
     int n_ctx = o->ctx_size > 0 ? o->ctx_size : std::min(c.n_ctx_train, 4096);
+    // Allowed (positions past it are extrapolation), but worth knowing.
+    if (n_ctx > c.n_ctx_train)
+      std::fprintf(stderr, "warning: context size %d is larger than the model's training context (%d)\n", n_ctx,
+                   c.n_ctx_train);
+    // A forward pass never holds more tokens than the context: a larger batch
+    // would only size buffers for nothing. The default shrinks; a given one is an error.
+    if (o->batch_size > n_ctx) {
+      if (batch_opt->count() > 0)
+        fail("--batch-size {} is larger than the context ({} tokens)", o->batch_size, n_ctx);
+      o->batch_size = n_ctx;
+    }
 
     std::vector<int32_t> ids = tok.encode(o->prompt, /*add_special=*/!o->no_bos, /*parse_special=*/true);
     if (o->no_bos && !ids.empty() && ids.front() == tok.bos()) ids.erase(ids.begin());

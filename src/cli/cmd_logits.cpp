@@ -3,14 +3,17 @@
 // NumPy reference computes the same logits independently.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <limits>
 #include <cstring>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "engine/single_sequence.h"
 #include "kernels/thread_pool.h"
+#include "model/kv_store.h"
 #include "model/model.h"
 
 namespace pl::cli {
@@ -64,18 +67,24 @@ void register_logits(CLI::App& app) {
   cmd->add_option("-m,--model", o->model, "GGUF model")->required();
   cmd->add_option("--tokens", o->tokens, "Comma-separated token ids")->required();
   cmd->add_option("-o,--out", o->out, "Output .npy path ([n_tokens, n_vocab] float32)")->required();
-  cmd->add_option("--chunk", o->chunk, "Tokens per forward pass (smaller values exercise the KV cache)")
-      ->capture_default_str();
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  cmd->add_option("--chunk", o->chunk,
+                  "Tokens per forward pass, at most the number of tokens (smaller values exercise the KV cache)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd->add_option("--dump", o->dump_dir,
                   "Also save every named intermediate of the forward pass as DIR/<name>[-<layer>].npy "
                   "(of the last chunk)");
   cmd->callback([o] {
     if (o->chunk <= 0) fail("--chunk must be positive");
     std::vector<int32_t> ids = parse_ids(o->tokens);
+    check_context_size(static_cast<int64_t>(ids.size()));
+    // No pass holds more than the whole sequence: a larger chunk would only size buffers for nothing.
+    const int chunk = std::min<int64_t>(o->chunk, static_cast<int64_t>(ids.size()));
     auto model = Model::load(o->model);
     ThreadPool pool(o->threads > 0 ? o->threads : default_thread_count());
-    SingleSequence seq(*model, static_cast<int>(ids.size()), o->chunk, pool);
+    SingleSequence seq(*model, static_cast<int>(ids.size()), chunk, pool);
     if (!o->dump_dir.empty()) {
       seq.state().debug = [dir = o->dump_dir](std::string_view name, int layer, const float* data, int64_t rows,
                                               int64_t cols) {

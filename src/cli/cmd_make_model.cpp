@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <limits>
 
 #include "cli/commands.h"
 #include "kernels/thread_pool.h"
@@ -42,11 +43,13 @@ void register_make_model(CLI::App& app) {
   cmd->add_option("--name", s.name, "general.name")->capture_default_str();
   cmd->add_flag("--no-parallel", o->no_parallel,
                 "Declare that the model cannot batch sequences (parallama.supports_parallel = false)");
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: physical cores)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd->callback([o] {
     o->spec.supports_parallel = !o->no_parallel;
     int threads = o->threads > 0 ? o->threads : default_thread_count();
-    write_random_model(o->spec, o->out, threads);
+    const std::string notes = write_random_model(o->spec, o->out, threads);
+    if (!notes.empty()) std::fprintf(stderr, "%s\n", notes.c_str());
     std::fprintf(stderr, "wrote %s\n", o->out.c_str());
   });
 }

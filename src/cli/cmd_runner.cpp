@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "model/kv_store.h"
 #include "runner/log.h"
 #include "runner/runner_server.h"
 
@@ -41,6 +42,10 @@ void register_runner(CLI::App& app) {
                 "Do not share KV blocks between prompts with a common prefix");
   cmd->callback([o] {
     o->engine.prefix_cache = !o->no_prefix_cache;
+    check_context_size(o->engine.n_ctx);
+    // A forward pass never holds more tokens than the KV pool: a larger batch
+    // would only size buffers for nothing (the server passes 512 whatever the context).
+    if (o->engine.n_batch > o->engine.n_ctx) o->engine.n_batch = o->engine.n_ctx;
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);

@@ -13,9 +13,15 @@
 namespace pl {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open {}: {}", path, std::strerror(errno));
+  // Checked before open(): opening a FIFO for reading blocks until a writer
+  // comes, and a device may have side effects. O_NONBLOCK covers a file
+  // swapped for one of those between stat() and open(); fstat() below then
+  // rejects it.
   struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) fail("cannot open {}: {}", path, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail("{} is not a regular file", path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) fail("cannot open {}: {}", path, std::strerror(errno));
   if (::fstat(fd, &st) != 0) {
     int e = errno;
     ::close(fd);

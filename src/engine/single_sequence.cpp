@@ -7,9 +7,7 @@ namespace {
 
 constexpr int kBlockSize = 32;
 
-KvStoreConfig kv_config(const ModelConfig& c, int n_ctx) {
-  return {c.n_layer, c.n_head_kv, c.head_dim, kBlockSize, (n_ctx + kBlockSize - 1) / kBlockSize};
-}
+KvStoreConfig kv_config(const ModelConfig& c, int n_ctx) { return KvStoreConfig::for_context(c, n_ctx, kBlockSize); }
 
 }  // namespace
 

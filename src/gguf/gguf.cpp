@@ -218,6 +218,11 @@ GgufFile GgufFile::open(const std::string& path) {
   return f;
 }
 
+const std::string& GgufFile::path() const {
+  static const std::string kNone;
+  return map_ != nullptr ? map_->path() : kNone;
+}
+
 GgufFile GgufFile::parse(std::span<const uint8_t> bytes) {
   GgufFile f;
   f.bytes_ = bytes;

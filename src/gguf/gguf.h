@@ -112,6 +112,8 @@ class GgufFile {
   // True when the bytes are a read-only mapping of a file (open()), whose pages
   // the kernel can drop and re-read; false for caller-owned bytes (parse()).
   bool is_file_mapped() const { return map_ != nullptr; }
+  // The path open() was given; empty for parse().
+  const std::string& path() const;
 
   const std::vector<GgufKV>& metadata() const { return kvs_; }
   const GgufValue* find(std::string_view key) const;
@@ -149,6 +151,22 @@ class GgufFile {
 
   void parse_all();
 };
+
+// Runs f() and returns what it returns; a pl::Error it throws comes out as
+// "PATH: message" (the same class when it is a GgufError), unless the message
+// names PATH already. For errors found in what was read from the file at PATH,
+// so that a message never leaves the user guessing which file is bad.
+template <class F>
+decltype(auto) with_file_context(const std::string& path, F&& f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    if (path.empty() || std::string_view(e.what()).find(path) != std::string_view::npos) throw;
+    std::string message = fmt::format("{}: {}", path, e.what());
+    if (dynamic_cast<const GgufError*>(&e) != nullptr) throw GgufError(message);
+    throw Error(message);
+  }
+}
 
 // Conversion of one value to T, shared by get<T> and get_array<T>; throws with `what` in the message.
 template <class T>

@@ -172,7 +172,18 @@ std::vector<uint8_t> GgufWriter::to_bytes() const {
   return out;
 }
 
+void check_output_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (path.empty()) fail("no output path given");
+  if (fs::is_directory(path, ec) || path.back() == '/') fail("{} is a directory, not a file path", path);
+  const fs::path dir = fs::path(path).parent_path();
+  if (!dir.empty() && !fs::is_directory(dir, ec))
+    fail("cannot write {}: the directory {} does not exist", path, dir.string());
+}
+
 void GgufWriter::write(const std::string& path) const {
+  check_output_path(path);
   std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) fail("cannot create {}: {}", tmp, std::strerror(errno));
@@ -190,7 +201,10 @@ void GgufWriter::write(const std::string& path) const {
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
-  if (ec) fail("cannot rename {} to {}: {}", tmp, path, ec.message());
+  if (ec) {
+    std::remove(tmp.c_str());
+    fail("cannot rename {} to {}: {}", tmp, path, ec.message());
+  }
 }
 
 }  // namespace pl

@@ -13,6 +13,11 @@
 
 namespace pl {
 
+// Throws pl::Error when a file cannot be written at path: it is a directory or
+// its directory does not exist. For tools to call before hours of work, not
+// after; write() checks again.
+void check_output_path(const std::string& path);
+
 class GgufWriter {
  public:
   GgufWriter() = default;
@@ -32,7 +37,8 @@ class GgufWriter {
   void add_tensor(std::string name, DType type, std::vector<uint64_t> shape, std::vector<uint8_t> data);
 
   std::vector<uint8_t> to_bytes() const;
-  // Writes to path.tmp then renames, so a crash never leaves a half-written model.
+  // Writes to path.tmp then renames, so a crash never leaves a half-written model;
+  // on any failure path.tmp is removed. Checks the path first (check_output_path).
   void write(const std::string& path) const;
 
  private:

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <string_view>
 
 #include "core/error.h"
@@ -16,11 +17,13 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
   const std::string a = c.arch + ".";
   auto positive = [&](const std::string& key) {
     int64_t v = f.get<int64_t>(key);
-    if (v <= 0 || v > (int64_t{1} << 30)) fail("metadata key '{}': expected a positive size, got {}", key, v);
+    if (v <= 0 || v > kMaxModelWidth) fail("metadata key '{}': expected a positive size, got {}", key, v);
     return static_cast<int>(v);
   };
   c.n_embd = positive(a + "embedding_length");
   c.n_layer = positive(a + "block_count");
+  if (c.n_layer > kMaxLayers)
+    fail("metadata key '{}': {} layers is more than {}", a + "block_count", c.n_layer, kMaxLayers);
   c.n_ff = positive(a + "feed_forward_length");
   c.n_head = positive(a + "attention.head_count");
   c.n_head_kv = f.has(a + "attention.head_count_kv") ? positive(a + "attention.head_count_kv") : c.n_head;
@@ -36,18 +39,23 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
       fail("metadata: embedding_length {} is not divisible by head_count {}", c.n_embd, c.n_head);
     c.head_dim = c.n_embd / c.n_head;
   }
+  // Widths are ints all through the model: the attention widths must stay in the same range as the others.
+  if (int64_t{c.n_head} * c.head_dim > kMaxModelWidth)
+    fail("metadata: head_count {} x head dimension {} is too large", c.n_head, c.head_dim);
   c.n_rot = f.has(a + "rope.dimension_count") ? positive(a + "rope.dimension_count") : c.head_dim;
   if (c.n_rot > c.head_dim || c.n_rot % 2 != 0)
     fail("metadata: rope.dimension_count {} must be even and at most the head dimension {}", c.n_rot, c.head_dim);
   c.rope_freq_base = f.get_or<float>(a + "rope.freq_base", 10000.0f);
-  if (!(c.rope_freq_base > 0)) fail("metadata: rope.freq_base must be positive");
+  if (!(c.rope_freq_base > 0) || !std::isfinite(c.rope_freq_base))
+    fail("metadata: rope.freq_base must be positive and finite, got {}", c.rope_freq_base);
   c.rms_norm_eps = f.get_or<float>(a + "attention.layer_norm_rms_epsilon", 1e-5f);
-  if (!(c.rms_norm_eps > 0)) fail("metadata: layer_norm_rms_epsilon must be positive");
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps))
+    fail("metadata: layer_norm_rms_epsilon must be positive and finite, got {}", c.rms_norm_eps);
 
   std::string scaling = f.get_or<std::string>(a + "rope.scaling.type", "none");
   if (scaling == "linear") {
     float factor = f.get<float>(a + "rope.scaling.factor");
-    if (!(factor > 0)) fail("metadata: rope.scaling.factor must be positive, got {}", factor);
+    if (!(factor > 0) || !std::isfinite(factor)) fail("metadata: rope.scaling.factor must be positive, got {}", factor);
     c.rope_freq_scale = 1.0f / factor;
   } else if (scaling != "none") {
     fail("unsupported rope scaling type '{}' (supported: none, linear, and llama3 via rope_freqs)", scaling);

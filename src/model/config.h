@@ -14,6 +14,12 @@ enum class RopeLayout {
   Neox,    // rotate halves (x[i], x[i + n_rot/2]): qwen2, qwen3
 };
 
+// Bounds the loader puts on metadata, which make-model's options share: widths
+// (embedding, feed-forward, heads x head dimension, context) stay ints with
+// room to add, and a layer count above kMaxLayers is a corrupt file, not a model.
+inline constexpr int64_t kMaxModelWidth = int64_t{1} << 30;
+inline constexpr int kMaxLayers = 65536;
+
 struct ModelConfig {
   std::string arch;        // general.architecture: llama | qwen2 | qwen3
   std::string name;        // general.name (may be empty)

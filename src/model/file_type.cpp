@@ -1,8 +1,11 @@
 #include "model/file_type.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
+
+#include <fmt/core.h>
 
 namespace pl {
 namespace {
@@ -48,6 +51,21 @@ DType fit_row(DType t, uint64_t ne0) {
   return DType::F16;
 }
 
+// The dtype the policy wants for a tensor, before its row length is considered.
+DType wanted_type_for(const FileType& ft, std::string_view name, int n_dims, int n_layer) {
+  if (n_dims < 2 || ft.base == DType::F32) return DType::F32;
+  if (ft.base == DType::F16 || ft.base == DType::BF16) return ft.base;
+  if (name == "output.weight") {
+    // The output projection decides every logit: keep it at 6+ bits.
+    return ft.base == DType::Q8_0 ? DType::Q8_0 : DType::Q6_K;
+  }
+  if (ft.mixed_k && (ends_with(name, "attn_v.weight") || ends_with(name, "ffn_down.weight"))) {
+    int layer = layer_of(name);
+    if (layer >= 0 && wants_more_bits(layer, n_layer)) return DType::Q6_K;
+  }
+  return ft.base;
+}
+
 }  // namespace
 
 std::optional<FileType> file_type_from_name(std::string_view name) {
@@ -65,17 +83,34 @@ std::string file_type_names() {
 }
 
 DType tensor_type_for(const FileType& ft, std::string_view name, int n_dims, uint64_t ne0, int n_layer) {
-  if (n_dims < 2 || ft.base == DType::F32) return DType::F32;
-  if (ft.base == DType::F16 || ft.base == DType::BF16) return ft.base;
-  DType t = ft.base;
-  if (name == "output.weight") {
-    // The output projection decides every logit: keep it at 6+ bits.
-    t = ft.base == DType::Q8_0 ? DType::Q8_0 : DType::Q6_K;
-  } else if (ft.mixed_k && (ends_with(name, "attn_v.weight") || ends_with(name, "ffn_down.weight"))) {
-    int layer = layer_of(name);
-    if (layer >= 0 && wants_more_bits(layer, n_layer)) t = DType::Q6_K;
+  return fit_row(wanted_type_for(ft, name, n_dims, n_layer), ne0);
+}
+
+DType TypeChooser::choose(std::string_view name, int n_dims, uint64_t ne0) {
+  const DType wanted = wanted_type_for(ft_, name, n_dims, n_layer_);
+  const DType got = fit_row(wanted, ne0);
+  if (n_dims >= 2) ++n_matrices_;
+  if (got == wanted) return got;
+  auto it = std::find_if(fallbacks_.begin(), fallbacks_.end(),
+                         [&](const Fallback& f) { return f.wanted == wanted && f.got == got; });
+  if (it == fallbacks_.end()) it = fallbacks_.insert(fallbacks_.end(), Fallback{wanted, got, 0, {}});
+  ++it->n_tensors;
+  if (std::find(it->row_lengths.begin(), it->row_lengths.end(), ne0) == it->row_lengths.end())
+    it->row_lengths.push_back(ne0);
+  return got;
+}
+
+std::string TypeChooser::notes() const {
+  std::string out;
+  for (const Fallback& f : fallbacks_) {
+    std::string rows;
+    for (uint64_t n : f.row_lengths) rows += (rows.empty() ? "" : ", ") + std::to_string(n);
+    const bool one = f.n_tensors == 1;
+    out += fmt::format("{}note: {} of {} matrices {} {} instead of {}: {} rows ({}) are not a multiple of {}",
+                       out.empty() ? "" : "\n", f.n_tensors, n_matrices_, one ? "is" : "are", dtype_name(f.got),
+                       dtype_name(f.wanted), one ? "its" : "their", rows, dtype_info(f.wanted).block_elems);
   }
-  return fit_row(t, ne0);
+  return out;
 }
 
 }  // namespace pl

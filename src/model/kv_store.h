@@ -11,16 +11,40 @@
 
 namespace pl {
 
+struct ModelConfig;
+
+// The largest context a KV pool is made for: far beyond any model's, and
+// small enough that positions, token counts and block ids (32-bit all through
+// the engine) never overflow, whatever the block size.
+inline constexpr int64_t kMaxContext = int64_t{1} << 30;
+
+// Throws pl::Error naming the size unless 0 < n_ctx <= kMaxContext. For flags
+// and requests, before anything is sized from them.
+void check_context_size(int64_t n_ctx);
+
+// Blocks of block_size tokens that hold a context of n_ctx tokens (checked as
+// above): every place that turns a context size into a KV pool goes through
+// here (or KvStoreConfig::for_context).
+int kv_blocks_for_context(int64_t n_ctx, int block_size);
+
 struct KvStoreConfig {
   int n_layer = 0;
   int n_head_kv = 0;
   int head_dim = 0;
   int block_size = 32;  // tokens per block
   int n_blocks = 0;
+
+  // The pool for a context of n_ctx tokens of model m (pl::Error as kv_blocks_for_context).
+  static KvStoreConfig for_context(const ModelConfig& m, int64_t n_ctx, int block_size);
+  int64_t n_slots() const { return int64_t{n_blocks} * block_size; }
+  // fp16 elements of K (as many of V), and bytes of both; pl::Error when they overflow 64 bits.
+  uint64_t n_elements() const;
+  uint64_t n_bytes() const;
 };
 
 class KvStore {
  public:
+  // Throws pl::Error saying how many bytes could not be allocated.
   explicit KvStore(const KvStoreConfig& c);
 
   const KvStoreConfig& config() const { return c_; }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
@@ -129,19 +131,33 @@ std::unique_ptr<Model> Model::from_gguf(GgufFile file) { return std::unique_ptr<
 
 ForwardState::ForwardState(const ModelConfig& c, int max_tokens, int n_threads) : max_tokens_(max_tokens) {
   PL_CHECK(max_tokens > 0, "max_tokens must be positive");
-  const size_t T = max_tokens;
-  x_.resize(T * c.n_embd);
-  xb_.resize(T * c.n_embd);
-  q_.resize(T * c.n_embd_q());
-  k_.resize(T * c.n_embd_kv());
-  v_.resize(T * c.n_embd_kv());
-  att_.resize(T * c.n_embd_q());
-  hb_.resize(T * c.n_ff);
-  hb2_.resize(T * c.n_ff);
-  rope_cos_.resize(T * c.n_rot / 2);
-  rope_sin_.resize(T * c.n_rot / 2);
-  rope_inv_freq_.resize(c.n_rot / 2);
-  out_rows_.resize(T * c.n_embd);
+  // Per token: x, xb, out_rows (n_embd each), q and att (n_embd_q), k and v
+  // (n_embd_kv), hb and hb2 (n_ff), rope cos and sin (n_rot / 2 each).
+  // Dimensions are at most 2^30 (ModelConfig), so per_token fits 64 bits; times T it may not.
+  const uint64_t T = static_cast<uint64_t>(max_tokens);
+  const uint64_t per_token = 3 * uint64_t(c.n_embd) + 2 * uint64_t(c.n_embd_q()) + 2 * uint64_t(c.n_embd_kv()) +
+                             2 * uint64_t(c.n_ff) + uint64_t(c.n_rot);
+  uint64_t n_bytes = 0;
+  if (__builtin_mul_overflow(T, per_token * sizeof(float), &n_bytes))
+    fail("the forward-pass buffers for a batch of {} tokens are too large to address", max_tokens);
+  try {
+    x_.resize(T * c.n_embd);
+    xb_.resize(T * c.n_embd);
+    q_.resize(T * c.n_embd_q());
+    k_.resize(T * c.n_embd_kv());
+    v_.resize(T * c.n_embd_kv());
+    att_.resize(T * c.n_embd_q());
+    hb_.resize(T * c.n_ff);
+    hb2_.resize(T * c.n_ff);
+    rope_cos_.resize(T * c.n_rot / 2);
+    rope_sin_.resize(T * c.n_rot / 2);
+    rope_inv_freq_.resize(c.n_rot / 2);
+    out_rows_.resize(T * c.n_embd);
+  } catch (const std::bad_alloc&) {
+    fail("cannot allocate the forward-pass buffers for a batch of {} tokens: {} bytes", max_tokens, n_bytes);
+  } catch (const std::length_error&) {
+    fail("the forward-pass buffers for a batch of {} tokens are too large: {} bytes", max_tokens, n_bytes);
+  }
   attn_scratch_.per_thread.resize(n_threads);
 }
 

@@ -7,9 +7,11 @@
 
 namespace pl {
 
-// Throws pl::Error for an unknown type name, an unreadable input or a tensor
-// whose type cannot be converted.
-void quantize_model(const std::string& in_path, const std::string& out_path, const std::string& type_name,
-                    int n_threads);
+// Throws pl::Error for an unknown type name, an unwritable output path, an
+// unreadable input or a tensor whose type cannot be converted. Returns notes
+// for the user (TypeChooser::notes: matrices that fell back to another type),
+// empty when there are none.
+std::string quantize_model(const std::string& in_path, const std::string& out_path, const std::string& type_name,
+                           int n_threads);
 
 }  // namespace pl

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "core/error.h"
@@ -9,6 +10,7 @@
 #include "gguf/gguf_writer.h"
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
+#include "model/config.h"
 #include "model/file_type.h"
 
 namespace pl {
@@ -106,15 +108,24 @@ std::vector<float> llama3_rope_freqs(int head_dim, float base, float factor) {
 void validate(const RandomModelSpec& s) {
   if (s.arch != "llama" && s.arch != "qwen2" && s.arch != "qwen3")
     fail("unsupported --arch '{}' (expected llama, qwen2 or qwen3)", s.arch);
-  auto positive = [](int v, const char* what) {
+  // The loader's bounds (config.h), checked here to name the option.
+  auto positive = [](int v, const char* what, int64_t max = kMaxModelWidth) {
     if (v <= 0) fail("{} must be positive, got {}", what, v);
+    if (v > max) fail("{} {} is too large (at most {})", what, v, max);
   };
   positive(s.n_embd, "--n-embd");
-  positive(s.n_layer, "--n-layer");
+  positive(s.n_layer, "--n-layer", kMaxLayers);
   positive(s.n_head, "--n-head");
   positive(s.n_head_kv, "--n-head-kv");
   positive(s.n_ff, "--n-ff");
   positive(s.n_ctx, "--n-ctx");
+  if (s.head_dim < 0) fail("--head-dim must be positive, got {}", s.head_dim);
+  if (s.head_dim > 0) positive(s.head_dim, "--head-dim");
+  auto positive_finite = [](float v, const char* what) {
+    if (!(v > 0) || !std::isfinite(v)) fail("{} must be positive and finite, got {}", what, v);
+  };
+  positive_finite(s.rope_freq_base, "--rope-freq-base");
+  positive_finite(s.rms_norm_eps, "--rms-norm-eps");
   if (s.n_head % s.n_head_kv != 0)
     fail("--n-head {} must be a multiple of --n-head-kv {}", s.n_head, s.n_head_kv);
   int head_dim = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
@@ -124,15 +135,26 @@ void validate(const RandomModelSpec& s) {
   if (!file_type_from_name(s.type)) fail("unknown --type '{}' (expected one of {})", s.type, file_type_names());
   if (s.rope_scaling != "none" && s.rope_scaling != "linear" && s.rope_scaling != "llama3")
     fail("unknown --rope-scaling '{}' (expected none, linear or llama3)", s.rope_scaling);
-  if (s.rope_scaling != "none" && !(s.rope_scaling_factor > 0))
-    fail("--rope-scaling-factor must be positive");
+  if (s.rope_scaling != "none") positive_finite(s.rope_scaling_factor, "--rope-scaling-factor");
   if (s.rope_scaling == "llama3" && s.arch != "llama") fail("llama3 rope scaling is only defined for --arch llama");
+}
+
+// The loader's own checks (ModelConfig::from_gguf) on the metadata written so
+// far, so that make-model never writes a file that the loader rejects.
+void check_loadable(const GgufWriter& w) {
+  const std::vector<uint8_t> metadata = w.to_bytes();
+  try {
+    ModelConfig::from_gguf(GgufFile::parse(metadata));
+  } catch (const Error& e) {
+    fail("these options give a model that would not load: {}", e.what());
+  }
 }
 
 }  // namespace
 
-void write_random_model(const RandomModelSpec& s, const std::string& path, int n_threads) {
+std::string write_random_model(const RandomModelSpec& s, const std::string& path, int n_threads) {
   validate(s);
+  check_output_path(path);
   const FileType ft = *file_type_from_name(s.type);
   const int head_dim = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
   const std::string& a = s.arch;
@@ -166,11 +188,18 @@ void write_random_model(const RandomModelSpec& s, const std::string& path, int n
     GgufFile vocab = GgufFile::open(s.vocab_path);
     for (const GgufKV& kv : vocab.metadata())
       if (kv.key.rfind("tokenizer.", 0) == 0) w.set(kv.key, kv.value);
-    n_vocab = static_cast<int>(vocab.get_array<std::string>("tokenizer.ggml.tokens").size());
+    const size_t n_tokens = with_file_context(s.vocab_path, [&] {
+      return vocab.get_array<std::string>("tokenizer.ggml.tokens").size();
+    });
+    if (n_tokens == 0) fail("the vocabulary in {} is empty", s.vocab_path);
+    if (n_tokens > static_cast<size_t>(kMaxModelWidth))
+      fail("the vocabulary in {} has {} tokens, more than {}", s.vocab_path, n_tokens, kMaxModelWidth);
+    n_vocab = static_cast<int>(n_tokens);
   } else {
     add_synthetic_vocab(w, n_vocab);
   }
   w.set(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
+  check_loadable(w);
 
   // Linear layers draw with std 1/sqrt(n_in) so activations keep their scale
   // layer after layer; norms sit near 1 so they scale but never flip signs.
@@ -205,6 +234,7 @@ void write_random_model(const RandomModelSpec& s, const std::string& path, int n
   if (!s.tied_output) specs.push_back({"output.weight", {E, V}, lin(E)});
 
   ThreadPool pool(n_threads);
+  TypeChooser types(ft, s.n_layer);
   if (s.rope_scaling == "llama3") {
     std::vector<float> freqs = llama3_rope_freqs(head_dim, s.rope_freq_base, s.rope_scaling_factor);
     std::vector<uint8_t> bytes(freqs.size() * sizeof(float));
@@ -214,9 +244,15 @@ void write_random_model(const RandomModelSpec& s, const std::string& path, int n
   for (const TensorSpec& t : specs) {
     const uint64_t ne0 = t.shape[0];
     const uint64_t n_rows = t.shape.size() > 1 ? t.shape[1] : 1;
-    const DType type = tensor_type_for(ft, t.name, static_cast<int>(t.shape.size()), ne0, s.n_layer);
+    const DType type = types.choose(t.name, static_cast<int>(t.shape.size()), ne0);
     const size_t rb = row_bytes(type, ne0);
-    std::vector<uint8_t> bytes(rb * n_rows);
+    std::vector<uint8_t> bytes;
+    try {
+      bytes.resize(rb * n_rows);
+    } catch (const std::bad_alloc&) {
+      fail("cannot allocate tensor '{}': {} bytes ({} rows of {} {})", t.name, rb * n_rows, n_rows, ne0,
+           dtype_name(type));
+    }
     const uint64_t tensor_seed = hash_name(t.name, s.seed);
     const float half_width = t.init.std * std::sqrt(3.0f);  // uniform [-w, w] has std w/sqrt(3)
     pool.run([&](int ith, int nth) {
@@ -233,6 +269,7 @@ void write_random_model(const RandomModelSpec& s, const std::string& path, int n
     w.add_tensor(t.name, type, t.shape, std::move(bytes));
   }
   w.write(path);
+  return types.notes();
 }
 
 }  // namespace pl

@@ -30,7 +30,9 @@ struct RandomModelSpec {
   bool supports_parallel = true;  // false: writes parallama.supports_parallel = false (the scheduler forces parallel 1)
 };
 
-// Validates the spec (pl::Error on a bad shape or option) and writes the model.
-void write_random_model(const RandomModelSpec& spec, const std::string& path, int n_threads);
+// Validates the spec (pl::Error on a bad shape or option, or one the loader
+// would reject) and writes the model. Returns notes for the user (matrices
+// whose rows made them fall back to another type), empty when there are none.
+std::string write_random_model(const RandomModelSpec& spec, const std::string& path, int n_threads);
 
 }  // namespace pl

@@ -20,13 +20,13 @@ struct Model {
 
 Tokenizer Tokenizer::from_gguf(const GgufFile& f) {
   auto m = std::make_shared<tok::Model>();
-  m->vocab = tok::load_vocab(f);
+  m->vocab = with_file_context(f.path(), [&] { return tok::load_vocab(f); });
   switch (m->vocab.kind) {
     case TokenizerKind::Spm:
       m->encoder = tok::make_spm_encoder(m->vocab);
       break;
     case TokenizerKind::Bpe:
-      m->encoder = tok::make_bpe_encoder(m->vocab, f);
+      m->encoder = with_file_context(f.path(), [&] { return tok::make_bpe_encoder(m->vocab, f); });
       break;
     case TokenizerKind::WordPiece:
       m->encoder = tok::make_wordpiece_encoder(m->vocab);
