@@ -1,18 +1,19 @@
 // AVX-512 GEMM for float weight types (F32, F16, BF16) against fp32
-// activations.
+// activations: register tiles of R rows x T tokens along K, each step loading
+// 16 elements of R weight rows (converted to fp32 in registers) and doing R*T
+// FMAs into 16-lane partial sums, reduced once at the end.
 //
-// Small batches (decode): register tiles of R rows x T tokens along K, each
-// step loading 16 elements of R weight rows (converted to fp32 in registers)
-// and doing R*T FMAs into 16-lane partial sums, reduced once at the end.
-//
-// Larger batches: the weights of a block of rows are converted and transposed
-// once per K chunk into an fp32 panel P[k][32 rows] (L2), and each step does
-// acc[t] += P[k] * broadcast(x[t][k]) for 2 x 16 rows and 12 tokens held in
-// 24 registers, so every weight load feeds 12 FMAs and every activation load 2.
+// Every token's sums run in the same order whatever the batch: lane j of a
+// row's partial sum takes k = j, j + 16, ... in turn, then one fixed
+// reduction. So a sequence's logits do not depend on what runs beside it (or
+// on how its prompt was chunked), as with the quantized kernels. The transposed
+// weight panels this replaced (12 tokens to a register tile, from 32 tokens on)
+// ran a 512-token F16 prefill 1.43x faster (PrefillStep/F16/n_tok:512, 167 vs
+// 117 GOP/s; 1.18x at 64 tokens) but summed each row in k order, so seeded
+// sampling changed with the batch. Panels built in k mod 16 order, with the
+// 16 partial sums carried to the same final reduction, would have both.
 #include <immintrin.h>
 
-#include <algorithm>
-#include <type_traits>
 
 #include "kernels/kernels_internal.h"
 
@@ -76,151 +77,8 @@ void rows_for_tokens(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0) {
   for (; r < r1; ++r) tile<L, 1, T>(a.w + r * a.w_row_bytes, a.w_row_bytes, x, xs, a.n_cols, y + r, a.ldy);
 }
 
-// ---- panel path ----
-
-constexpr int64_t kKChunk = 256;   // K elements per panel chunk
-constexpr int64_t kBlockPairs = 8;  // 32-row pairs sharing one activation tile
-constexpr int kPanelTok = 12;       // tokens per register tile
-constexpr int64_t kXStride = kKChunk + 16;  // floats between token rows of the copied activation chunk
-
-// Transposes 16 rows x 16 floats in place: v[i] lane j <- v[j] lane i.
-inline void transpose16(__m512 v[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    v[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    v[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    v[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    v[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(v[i], v[i + 4], 0xDD);
-    t[i + 8] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(v[i + 8], v[i + 12], 0xDD);
-  }
-  for (int i = 0; i < 4; ++i) {
-    v[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    v[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-    v[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-    v[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-  }
-}
-
-// P[k][0..31] = rows row0..row0+31 (rows >= n_valid: zero), k in [k0, k0 + nk).
-// Each row is first converted into `stage` ([16][kXStride] fp32) reading it
-// sequentially: weight rows are often a multiple of 4 KB apart, and reading 16
-// of them in lockstep would thrash one L1 set.
 template <class L>
-void build_panel(const GemmArgs& a, int64_t row0, int n_valid, int64_t k0, int64_t nk, float* P, float* stage) {
-  for (int g = 0; g < 2; ++g) {
-    for (int r = 0; r < 16; ++r) {
-      const int row = 16 * g + r;
-      float* dst = stage + r * kXStride;
-      if (row >= n_valid) {
-        for (int64_t kk = 0; kk < nk; kk += 16) _mm512_store_ps(dst + kk, _mm512_setzero_ps());
-        continue;
-      }
-      const uint8_t* src = a.w + static_cast<size_t>(row0 + row) * a.w_row_bytes + k0 * L::kElemBytes;
-      int64_t kk = 0;
-      for (; kk + 16 <= nk; kk += 16) _mm512_store_ps(dst + kk, L::load(src + kk * L::kElemBytes));
-      if (kk < nk)
-        _mm512_store_ps(dst + kk, L::load_mask(src + kk * L::kElemBytes, static_cast<__mmask16>((1u << (nk - kk)) - 1)));
-    }
-    for (int64_t kk = 0; kk < nk; kk += 16) {
-      __m512 v[16];
-      for (int r = 0; r < 16; ++r) v[r] = _mm512_load_ps(stage + r * kXStride + kk);
-      transpose16(v);
-      const int64_t n = std::min<int64_t>(16, nk - kk);
-      for (int64_t i = 0; i < n; ++i) _mm512_store_ps(P + (kk + i) * 32 + 16 * g, v[i]);
-    }
-  }
-}
-
-// y[t][row0..+32] (+)= sum over the chunk for T tokens; xt is a copy of the
-// activation chunk with row stride kXStride: rows of x a power of two apart
-// would all land in one L1 set.
-template <int T>
-void panel_tile(const float* P, int64_t nk, const float* xt, float* y, int64_t ldy, int n_valid, bool first) {
-  __m512 acc0[T], acc1[T];
-  for (int t = 0; t < T; ++t) acc0[t] = _mm512_setzero_ps(), acc1[t] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < nk; ++k) {
-    const __m512 w0 = _mm512_load_ps(P + 32 * k), w1 = _mm512_load_ps(P + 32 * k + 16);
-    for (int t = 0; t < T; ++t) {
-      const __m512 xb = _mm512_set1_ps(xt[t * kXStride + k]);
-      acc0[t] = _mm512_fmadd_ps(w0, xb, acc0[t]);
-      acc1[t] = _mm512_fmadd_ps(w1, xb, acc1[t]);
-    }
-  }
-  const __mmask16 m0 = static_cast<__mmask16>(n_valid >= 16 ? 0xFFFF : (1u << n_valid) - 1);
-  const __mmask16 m1 = static_cast<__mmask16>(n_valid >= 32 ? 0xFFFF : n_valid <= 16 ? 0 : (1u << (n_valid - 16)) - 1);
-  for (int t = 0; t < T; ++t) {
-    float* yt = y + t * ldy;
-    if (!first) {
-      acc0[t] = _mm512_add_ps(acc0[t], _mm512_maskz_loadu_ps(m0, yt));
-      acc1[t] = _mm512_add_ps(acc1[t], _mm512_maskz_loadu_ps(m1, yt + 16));
-    }
-    _mm512_mask_storeu_ps(yt, m0, acc0[t]);
-    _mm512_mask_storeu_ps(yt + 16, m1, acc1[t]);
-  }
-}
-
-inline void copy_floats(float* dst, const float* src, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_store_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
-  }
-}
-
-template <class L>
-void gemm_f_panel(const GemmArgs& a, int64_t r0, int64_t r1, float* panels) {
-  float* xt = panels + kBlockPairs * kKChunk * 32;  // [kPanelTok][kXStride]
-  float* stage = xt + kPanelTok * kXStride;         // [16][kXStride]
-  const float* x = reinterpret_cast<const float*>(a.xa);
-  const size_t xs = a.xa_row_bytes / sizeof(float);
-  for (int64_t blk0 = r0; blk0 < r1; blk0 += 32 * kBlockPairs) {
-    const int64_t np = std::min<int64_t>(kBlockPairs, (r1 - blk0 + 31) / 32);
-    for (int64_t k0 = 0; k0 < a.n_cols; k0 += kKChunk) {
-      const int64_t nk = std::min(kKChunk, a.n_cols - k0);
-      for (int64_t p = 0; p < np; ++p) {
-        const int64_t row0 = blk0 + 32 * p;
-        build_panel<L>(a, row0, static_cast<int>(std::min<int64_t>(32, r1 - row0)), k0, nk, panels + p * kKChunk * 32,
-                       stage);
-      }
-      int64_t t = 0;
-      auto run = [&](auto tile_tok) {
-        constexpr int T = decltype(tile_tok)::value;
-        for (int tt = 0; tt < T; ++tt) copy_floats(xt + tt * kXStride, x + (t + tt) * xs + k0, nk);
-        for (int64_t p = 0; p < np; ++p) {
-          const int64_t row0 = blk0 + 32 * p;
-          panel_tile<T>(panels + p * kKChunk * 32, nk, xt, a.y + t * a.ldy + row0, a.ldy,
-                        static_cast<int>(std::min<int64_t>(32, r1 - row0)), k0 == 0);
-        }
-        t += T;
-      };
-      while (a.n_tok - t >= kPanelTok) run(std::integral_constant<int, kPanelTok>{});
-      if (a.n_tok - t >= 8) run(std::integral_constant<int, 8>{});
-      if (a.n_tok - t >= 4) run(std::integral_constant<int, 4>{});
-      if (a.n_tok - t >= 2) run(std::integral_constant<int, 2>{});
-      if (a.n_tok - t >= 1) run(std::integral_constant<int, 1>{});
-    }
-  }
-}
-
-template <class L>
-void gemm_f(const GemmArgs& a, int64_t r0, int64_t r1, void* scratch) {
-  // Building the panels pays off from ~32 tokens: below, the register tiles
-  // run faster (BatchStep/F16: 208 against 449 ms at 8 tokens, 442 against
-  // 522 at 16).
-  if (a.n_tok >= 32) {
-    gemm_f_panel<L>(a, r0, r1, static_cast<float*>(scratch));
-    return;
-  }
+void gemm_f(const GemmArgs& a, int64_t r0, int64_t r1, void*) {
   if (a.n_tok == 1) {
     // One token: 8 rows at a time keeps more loads in flight on the memory-bound path.
     const float* x = reinterpret_cast<const float*>(a.xa);

@@ -56,10 +56,9 @@ size_t gemm_scratch_bytes(int64_t n_cols, int64_t n_tok) {
   // Weight panels for up to 4 x 32 rows (1 byte per weight + per-row scales:
   // 40 bytes per column per 32 rows), a copy of up to 32 padded tail rows (at
   // most ~1.1 bytes per element for the quantized types), and accumulators for
-  // a tile of tokens; generous so every level fits.
-  // The float GEMM uses 8 x 32-row panels of 256 fp32 columns (256 KB).
+  // a tile of tokens; generous so every level fits. The float GEMMs need none.
   (void)n_tok;
-  return std::max<size_t>(static_cast<size_t>(n_cols) * (4 * 40 + 48) + 128 * 1024, (8 * 32 * 256 + (12 + 16) * 272) * 4);
+  return static_cast<size_t>(n_cols) * (4 * 40 + 48) + 128 * 1024;
 }
 
 namespace {

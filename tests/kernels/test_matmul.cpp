@@ -94,6 +94,35 @@ TEST(Matmul, IdenticalForOneAndTwoThreads) {
   }
 }
 
+// A token's outputs are the same bits whatever else is in the batch: a
+// sequence's logits (and so its seeded samples) must not depend on its
+// neighbours or on how its prompt was chunked. Every type, packed where the
+// model packs it, at every level, for batches on both sides of every
+// token-count threshold the kernels have.
+TEST(Matmul, EachTokenIndependentOfTheBatch) {
+  test::LevelGuard guard;
+  ThreadPool pool(2);
+  const int64_t n_rows = 70, n_cols = 512, n_tok = 100;
+  for (CpuLevel l : test::supported_levels()) {
+    detail::set_level_for_testing(l);
+    for (DType t : test::weight_types()) {
+      auto w = test::random_weights(t, n_rows, n_cols, 5);
+      auto packed = has_packed_kernel(t) ? pack_weights(WeightView{t, n_rows, n_cols, w.data()}) : nullptr;
+      const WeightView wv{t, n_rows, n_cols, w.data(), packed.get()};
+      auto x = test::random_floats(static_cast<size_t>(n_tok * n_cols), 6);
+      std::vector<float> all(static_cast<size_t>(n_tok * n_rows));
+      matmul(wv, x.data(), n_cols, n_tok, all.data(), n_rows, pool);
+      for (int64_t batch : {1, 2, 7, 12, 16, 17, 31, 32, 33, 64}) {
+        const int64_t t0 = 3;  // tokens [t0, t0 + batch) of the same activations
+        std::vector<float> y(static_cast<size_t>(batch * n_rows));
+        matmul(wv, x.data() + t0 * n_cols, n_cols, batch, y.data(), n_rows, pool);
+        ASSERT_EQ(0, std::memcmp(y.data(), all.data() + t0 * n_rows, y.size() * sizeof(float)))
+            << cpu_level_name(l) << " " << dtype_name(t) << " batch " << batch << " of " << n_tok;
+      }
+    }
+  }
+}
+
 TEST(Matmul, RejectsBadInput) {
   ThreadPool pool(1);
   std::vector<uint8_t> w(1024);
