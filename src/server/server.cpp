@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <regex>
+#include <utility>
 
 #include "core/env.h"
 #include "core/error.h"
@@ -54,6 +55,24 @@ std::string bind_failure(const std::string& host, int port) {
   }
   ::freeaddrinfo(res);
   return fmt::format("{}: bind: {}", where, why);
+}
+
+// Ollama variables that mean nothing here: a set one gets a start-up note
+// rather than silence, so nobody expects what it does in Ollama.
+void note_ignored_variables() {
+  static constexpr std::pair<const char*, const char*> kIgnored[] = {
+      {"OLLAMA_DEBUG", "the log has one level"},
+      {"OLLAMA_FLASH_ATTENTION", "attention always runs tiled, in one pass over the KV cache"},
+      {"OLLAMA_KV_CACHE_TYPE", "the KV cache is f16"},
+      {"OLLAMA_NOPRUNE", "there are no partial downloads to prune"},
+      {"OLLAMA_SCHED_SPREAD", "there are no GPUs to spread over"},
+      {"OLLAMA_GPU_OVERHEAD", "there are no GPUs"},
+      {"OLLAMA_LLM_LIBRARY", "there is one engine, with CPU kernels chosen at start-up (see PARALLAMA_CPU)"},
+      {"OLLAMA_MULTIUSER_CACHE", "the prefix cache is shared by every request already"},
+      {"OLLAMA_NEW_ENGINE", "there is one engine"},
+  };
+  for (const auto& [name, why] : kIgnored)
+    if (auto v = env(name)) std::fprintf(stderr, "note: %s=%s has no effect in parallama: %s\n", name, v->c_str(), why);
 }
 
 // One thread per connection, started on demand: a streaming client holds its
@@ -275,6 +294,7 @@ Server::~Server() {
 void Server::start() {
   Impl& m = *impl_;
   std::signal(SIGPIPE, SIG_IGN);
+  note_ignored_variables();
   std::filesystem::create_directories(m.cfg.models);
   m.sched = std::make_unique<sched::Scheduler>(m.cfg.sched);
   Metrics::Options metrics_opt;

@@ -129,3 +129,14 @@ def test_a_host_that_cannot_be_served_says_why(tmp_path):
         assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in err, err
     err = serve_error("192.0.2.1:11999", tmp_path)  # TEST-NET-1: not an address of this machine
     assert "bind: cannot assign requested address" in err, err
+
+
+def test_ollama_variables_without_effect_are_noted(tmp_path):
+    s = Server({"OLLAMA_KV_CACHE_TYPE": "q8_0", "OLLAMA_FLASH_ATTENTION": "1"}, tmp=str(tmp_path))
+    try:
+        log = s.read_log()
+        assert "note: OLLAMA_KV_CACHE_TYPE=q8_0 has no effect in parallama: the KV cache is f16" in log, log
+        assert "note: OLLAMA_FLASH_ATTENTION=1 has no effect" in log
+        assert "OLLAMA_DEBUG" not in log  # unset: no note
+    finally:
+        s.stop()
