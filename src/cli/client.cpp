@@ -2,9 +2,12 @@
 
 #include <httplib.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "core/env.h"
 #include "core/error.h"
@@ -76,9 +79,32 @@ json ApiClient::call(const std::string& method, const std::string& path, const j
   }
 }
 
-void ApiClient::stream(const std::string& path, const json& body,
-                       const std::function<void(const json&)>& on_line) const {
+bool ApiClient::stream(const std::string& path, const json& body, const std::function<void(const json&)>& on_line,
+                       const std::function<bool()>& stop) const {
   auto cli = make(*this);
+  // The watcher closes the socket under a blocked read; the receiver below
+  // also stops at the next piece. Either way send() returns false.
+  std::atomic<bool> stopped{false}, finished{false};
+  std::thread watcher;
+  if (stop)
+    watcher = std::thread([&] {
+      while (!finished.load()) {
+        if (stop()) {
+          stopped = true;
+          cli.stop();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  struct Join {
+    std::atomic<bool>& finished;
+    std::thread& t;
+    ~Join() {
+      finished = true;
+      if (t.joinable()) t.join();
+    }
+  } join{finished, watcher};
   std::string partial, err_body;
   int status = 0;
   std::string line_error;
@@ -92,6 +118,10 @@ void ApiClient::stream(const std::string& path, const json& body,
     return true;
   };
   req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    if (stopped.load() || (stop && stop())) {
+      stopped = true;
+      return false;
+    }
     if (status >= 400) {
       err_body.append(data, n);
       return true;
@@ -115,12 +145,14 @@ void ApiClient::stream(const std::string& path, const json& body,
   httplib::Response res;
   httplib::Error e = httplib::Error::Success;
   const bool ok = cli.send(req, res, e);
+  if (stopped.load()) return false;
   if (!line_error.empty()) fail("{}", line_error);
   if (status >= 400) fail("{}", error_message(err_body, status));
   if (!ok) {
     if (status == 0) unreachable(*this, e);
     fail("the connection to the server broke: {}", httplib::to_string(e));
   }
+  return true;
 }
 
 bool ApiClient::head(const std::string& path) const {

@@ -19,8 +19,12 @@ struct ApiClient {
   // "could not connect to parallama at host:port: is `parallama serve` running?").
   nlohmann::json call(const std::string& method, const std::string& path, const nlohmann::json& body = nullptr) const;
   // A streaming NDJSON request: on_line gets each object; an {"error"} line throws.
-  void stream(const std::string& path, const nlohmann::json& body,
-              const std::function<void(const nlohmann::json&)>& on_line) const;
+  // With `stop`: looked at every 50 ms, also while nothing arrives (a request
+  // queued or in a long prefill); once it returns true the connection is closed,
+  // which cancels the generation on the server, and stream() returns false.
+  bool stream(const std::string& path, const nlohmann::json& body,
+              const std::function<void(const nlohmann::json&)>& on_line,
+              const std::function<bool()>& stop = nullptr) const;
   bool head(const std::string& path) const;                      // true on 200
   void upload(const std::string& path, const std::string& file) const;  // POST a file's bytes
 };

@@ -98,15 +98,16 @@ struct Answer {
 };
 
 // Prints an answer (/api/generate or /api/chat) as it streams, its thinking
-// first unless hidden. With `cancellable`, a Ctrl-C throws Interrupted at the
-// next piece that arrives.
+// first unless hidden. With `cancellable`, a Ctrl-C closes the request at once
+// (queued, in prefill or streaming) and throws Interrupted.
 Answer stream_answer(const ApiClient& api, const std::string& path, const json& body, bool hide_thinking,
                      bool cancellable) {
   const bool chat = path == "/api/chat";
   Answer a;
   bool in_thinking = false;
-  api.stream(path, body, [&](const json& j) {
-    if (cancellable && g_interrupted) throw Interrupted{};
+  std::function<bool()> stop;
+  if (cancellable) stop = [] { return g_interrupted != 0; };
+  const bool completed = api.stream(path, body, [&](const json& j) {
     const json m = chat ? j.value("message", json::object()) : j;
     const std::string thinking = m.value("thinking", "");
     const std::string piece = m.value(chat ? "content" : "response", "");
@@ -122,7 +123,8 @@ Answer stream_answer(const ApiClient& api, const std::string& path, const json& 
     put(piece);
     a.content += piece;
     if (j.value("done", false)) a.last = j;
-  });
+  }, stop);
+  if (!completed) throw Interrupted{};
   return a;
 }
 

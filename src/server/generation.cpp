@@ -153,7 +153,10 @@ void stream_response(httplib::Response& res, const char* content_type, std::shar
         }
         Piece p;
         if (!gen->next(p, 100ms)) {
-          if (!sink.is_writable()) {  // the client went away while the runner was busy
+          // The client went away before anything was written to it (its request
+          // waits behind others, or in a long prefill): httplib's is_writable()
+          // does not see a closed peer, the socket does.
+          if (!sink.is_writable() || http::client_disconnected()) {
             gen->cancel();
             return false;
           }

@@ -350,3 +350,42 @@ def test_chat_ctrl_c_stops_the_answer_and_the_session_goes_on(server, tmp_path):
         assert rc == 0, err
     finally:
         server.request("DELETE", "/api/delete", {"model": "slow-chat"})
+
+
+def test_chat_ctrl_c_leaves_a_request_still_in_the_queue(tmp_path):
+    """Ctrl-C ends a request that has produced nothing yet (here queued behind another at parallel 1): the prompt
+    comes back at once and the server drops the request."""
+    s = Server({"OLLAMA_NUM_PARALLEL": "1"}, tmp=str(tmp_path))
+    busy = http.client.HTTPConnection("127.0.0.1", s.port, timeout=120)
+
+    def ps():
+        models = s.request("GET", "/api/ps")[1]["models"]
+        return models[0] if models else {}
+
+    def wait(pred, what):
+        deadline = time.time() + 30
+        while not pred(ps()):
+            assert time.time() < deadline, f"never {what}: {ps()}"
+            time.sleep(0.05)
+
+    try:
+        path = make_slow_model(str(tmp_path / "slow.gguf"))
+        assert s.post("/api/create", {"model": "slow", "from": path, "stream": False})[0] == 200
+        busy.request("POST", "/api/generate", body=json.dumps({"model": "slow", "prompt": "Once", "raw": True,
+                     "options": {"num_predict": 100000}}), headers={"Content-Type": "application/json"})
+        wait(lambda m: m.get("running") == 1, "running")
+        c = Chat(s, "slow")
+        c.wait_prompt(1)
+        c.type("Hello\n")
+        wait(lambda m: m.get("queued") == 1, "queued")
+        c.type("\x03")
+        t0 = time.time()
+        c.wait_for(lambda out: out.endswith(">>> "), timeout=10)
+        assert time.time() - t0 < 5
+        wait(lambda m: m.get("queued") == 0 and m.get("running") == 1, "dropped from the queue")
+        c.type("\x04")
+        rc, _, err = c.finish()
+        assert rc == 0, err
+    finally:
+        busy.close()
+        s.stop()
