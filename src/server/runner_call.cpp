@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+
 namespace pl::server {
 
 RunnerCall::RunnerCall(int port, std::string path, std::string body) {
@@ -44,8 +46,19 @@ void RunnerCall::run(int port, std::string path, std::string body) {
   };
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_) {
+      ended_ = true;
+      status_ = std::max(status_, 0);
+      cv_.notify_all();
+      return;
+    }
+    client_ = &cli;
+  }
   const bool ok = cli.send(req, res, err);
   std::lock_guard<std::mutex> lock(mu_);
+  client_ = nullptr;
   if (!partial_.empty()) lines_.push_back(std::move(partial_));
   if (!ok && !cancelled_) error_ = httplib::to_string(err);
   if (status_ < 0) status_ = ok ? res.status : 0;
@@ -87,6 +100,9 @@ std::string RunnerCall::body() {
 void RunnerCall::cancel() {
   std::lock_guard<std::mutex> lock(mu_);
   cancelled_ = true;
+  // A blocked read (nothing from the runner yet) would otherwise hold the
+  // destructor's join, and the lease, until the runner's first token.
+  if (client_ != nullptr) client_->stop();
   cv_.notify_all();
 }
 

@@ -3,8 +3,9 @@
 // The call runs on its own thread (httplib's client blocks), so a handler can
 // wait for the runner's status before it answers its own client (a prompt the
 // runner refuses becomes a 400, not a broken stream) and can stop reading at
-// any time: cancel() makes the receiver return false, the connection closes and
-// the runner cancels the sequence.
+// any time: cancel() closes the connection at once (even while the runner has
+// sent nothing yet, a request queued behind others), and the runner cancels
+// the sequence.
 #pragma once
 
 #include <chrono>
@@ -13,6 +14,10 @@
 #include <mutex>
 #include <string>
 #include <thread>
+
+namespace httplib {
+class Client;
+}
 
 namespace pl::server {
 
@@ -43,6 +48,7 @@ class RunnerCall {
   int status_ = -1;          // -1: not yet
   bool ended_ = false;
   bool cancelled_ = false;
+  httplib::Client* client_ = nullptr;  // run()'s client while it sends, for cancel() to stop
   std::string partial_;      // bytes after the last newline
   std::deque<std::string> lines_;
   std::string error_;
