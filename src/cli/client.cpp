@@ -32,8 +32,7 @@ std::string error_message(const std::string& body, int status) {
 }
 
 httplib::Client make(const ApiClient& c) {
-  const std::string host = c.host.find(':') != std::string::npos ? "[" + c.host + "]" : c.host;
-  httplib::Client cli(fmt::format("{}://{}:{}", c.scheme, host, c.port));
+  httplib::Client cli(c.scheme + "://" + server::host_port(c.host, c.port));
   if (!c.bearer.empty()) cli.set_bearer_token_auth(c.bearer);
   cli.set_connection_timeout(5, 0);
   cli.set_read_timeout(3600, 0);

@@ -20,9 +20,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// A set, non-blank variable, read as Ollama reads it (core/env.h).
-std::optional<std::string> env(const char* name) { return env_var(name); }
-
 std::optional<int64_t> to_int(std::string_view s) {
   int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -129,7 +126,7 @@ SchedConfig SchedConfig::from_env() {
   SchedConfig c;
   std::error_code ec;
   c.runner_exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (auto v = env("OLLAMA_NUM_PARALLEL")) {
+  if (auto v = env_var("OLLAMA_NUM_PARALLEL")) {
     if (*v == "auto") {
       c.auto_parallel = true;  // the server's tuner moves the limit, from the memory-aware default
     } else {
@@ -137,20 +134,20 @@ SchedConfig SchedConfig::from_env() {
       if (n > 0) c.num_parallel = n;  // 0: the default, as in Ollama
     }
   }
-  if (auto v = env("OLLAMA_MAX_LOADED_MODELS")) {
+  if (auto v = env_var("OLLAMA_MAX_LOADED_MODELS")) {
     const int n = int_var("OLLAMA_MAX_LOADED_MODELS", *v, 0);
     if (n > 0) c.max_loaded_models = n;
   }
-  if (auto v = env("OLLAMA_MAX_QUEUE")) c.max_queue = int_var("OLLAMA_MAX_QUEUE", *v, 1);
-  if (auto v = env("OLLAMA_KEEP_ALIVE")) c.keep_alive = duration_var("OLLAMA_KEEP_ALIVE", *v);
-  if (auto v = env("OLLAMA_CONTEXT_LENGTH")) c.default_num_ctx = int_var("OLLAMA_CONTEXT_LENGTH", *v, 1);
-  if (auto v = env("OLLAMA_LOAD_TIMEOUT")) {
+  if (auto v = env_var("OLLAMA_MAX_QUEUE")) c.max_queue = int_var("OLLAMA_MAX_QUEUE", *v, 1);
+  if (auto v = env_var("OLLAMA_KEEP_ALIVE")) c.keep_alive = duration_var("OLLAMA_KEEP_ALIVE", *v);
+  if (auto v = env_var("OLLAMA_CONTEXT_LENGTH")) c.default_num_ctx = int_var("OLLAMA_CONTEXT_LENGTH", *v, 1);
+  if (auto v = env_var("OLLAMA_LOAD_TIMEOUT")) {
     c.load_timeout = duration_var("OLLAMA_LOAD_TIMEOUT", *v);
     if (c.load_timeout.count() <= 0) fail("OLLAMA_LOAD_TIMEOUT must be a positive duration, got '{}'", *v);
   }
-  if (auto v = env("PARALLAMA_THREADS")) c.n_threads = int_var("PARALLAMA_THREADS", *v, 0);
-  if (auto v = env("PARALLAMA_MEMORY_RESERVE")) c.memory_reserve = bytes_var("PARALLAMA_MEMORY_RESERVE", *v);
-  if (auto v = env("PARALLAMA_AVAILABLE_MEMORY")) {
+  if (auto v = env_var("PARALLAMA_THREADS")) c.n_threads = int_var("PARALLAMA_THREADS", *v, 0);
+  if (auto v = env_var("PARALLAMA_MEMORY_RESERVE")) c.memory_reserve = bytes_var("PARALLAMA_MEMORY_RESERVE", *v);
+  if (auto v = env_var("PARALLAMA_AVAILABLE_MEMORY")) {
     const uint64_t n = bytes_var("PARALLAMA_AVAILABLE_MEMORY", *v);
     c.available_memory = [n] { return n; };
   }

@@ -31,15 +31,20 @@ Generation::Generation(std::unique_ptr<sched::Lease> lease, const std::string& p
       timer_(metrics, lease_->key(), t_arrival) {
   const int status = call_.status();
   if (status == 200) return;
-  if (status == 0) throw HttpError(500, lost_runner_message());
+  if (status == 0) throw HttpError(500, lost_runner_message(*lease_, call_.transport_error()));
   throw HttpError(status == 503 ? 503 : status >= 500 ? 500 : 400, error_text(call_.body()));
 }
 
-std::string Generation::lost_runner_message() {
-  std::string why = lease_->runner_exit_reason();
+std::string lost_runner_message(const sched::Lease& lease, const std::string& transport_error) {
+  std::string why = lease.runner_exit_reason();
   if (!why.empty()) return why;
-  const std::string err = call_.transport_error();
-  return "lost the connection to the model runner" + (err.empty() ? std::string() : ": " + err);
+  return "lost the connection to the model runner" + (transport_error.empty() ? std::string() : ": " + transport_error);
+}
+
+RunnerReply post_to_runner(const sched::Lease& lease, const std::string& path, const json& body) {
+  RunnerReply r = runner_post(lease.port(), path, dump_json(body));
+  if (r.status == 0) throw HttpError(500, lost_runner_message(lease, r.error));
+  return r;
 }
 
 bool Generation::next(Piece& out, std::chrono::milliseconds timeout) {
@@ -54,7 +59,7 @@ bool Generation::next(Piece& out, std::chrono::milliseconds timeout) {
         return false;
       case RunnerCall::Next::End:
         finished_ = true;
-        out = Piece{Piece::Kind::Error, "", 0, "", nullptr, lost_runner_message()};
+        out = Piece{Piece::Kind::Error, "", 0, "", nullptr, lost_runner_message(*lease_, call_.transport_error())};
         return true;
       case RunnerCall::Next::Line:
         break;
@@ -180,11 +185,7 @@ void stream_response(httplib::Response& res, const char* content_type, std::shar
 
 EmbedResult run_embeddings(sched::Lease& lease, const std::vector<std::string>& inputs, int num_ctx, bool truncate) {
   json body{{"content", inputs}, {"truncate", truncate}, {"n_ctx", num_ctx}};
-  RunnerReply r = runner_post(lease.port(), "/embedding", dump_json(body));
-  if (r.status == 0) {
-    std::string why = lease.runner_exit_reason();
-    throw HttpError(500, why.empty() ? "lost the connection to the model runner: " + r.error : why);
-  }
+  RunnerReply r = post_to_runner(lease, "/embedding", body);
   if (r.status != 200) throw HttpError(r.status >= 500 ? 500 : 400, error_text(r.body));
   json j = json::parse(r.body);
   EmbedResult out;

@@ -56,11 +56,7 @@ std::vector<int32_t> parse_context(const json& body) {
 // when there is no context to carry one).
 std::vector<int32_t> prompt_ids(const sched::Lease& lease, const RenderedPrompt& text, std::vector<int32_t> ids) {
   const json body{{"content", text.text}, {"add_special", ids.empty() && text.add_special}};
-  const RunnerReply r = runner_post(lease.port(), "/tokenize", dump_json(body));
-  if (r.status == 0) {
-    const std::string why = lease.runner_exit_reason();
-    throw HttpError(500, why.empty() ? "lost the connection to the model runner: " + r.error : why);
-  }
+  const RunnerReply r = post_to_runner(lease, "/tokenize", body);
   if (r.status != 200) throw HttpError(500, "the model runner could not tokenize the prompt: " + r.body);
   const json reply = json::parse(r.body);
   for (const json& id : reply.at("tokens")) ids.push_back(id.get<int32_t>());

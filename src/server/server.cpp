@@ -26,14 +26,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A set variable, read as Ollama reads it (core/env.h).
-std::optional<std::string> env(const char* name) { return env_var(name); }
-
 // Why binding host:port failed, in Go's words as Ollama prints them: the host
 // does not resolve, or bind's error (a port in use, an address not on this
 // machine). httplib only says that it failed.
 std::string bind_failure(const std::string& host, int port) {
-  const std::string where = fmt::format("listen tcp {}:{}", host.find(':') != std::string::npos ? "[" + host + "]" : host, port);
+  const std::string where = "listen tcp " + host_port(host, port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -72,7 +69,7 @@ void note_ignored_variables() {
       {"OLLAMA_NEW_ENGINE", "there is one engine"},
   };
   for (const auto& [name, why] : kIgnored)
-    if (auto v = env(name)) std::fprintf(stderr, "note: %s=%s has no effect in parallama: %s\n", name, v->c_str(), why);
+    if (auto v = env_var(name)) std::fprintf(stderr, "note: %s=%s has no effect in parallama: %s\n", name, v->c_str(), why);
 }
 
 // One thread per connection, started on demand: a streaming client holds its
@@ -144,6 +141,11 @@ HostSpec parse_host(const std::string& value) {
   return out;
 }
 
+std::string host_port(const std::string& host, int port) {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
 bool origin_allowed(const std::string& origin, const std::vector<std::string>& extra) {
   static const std::regex local(
       R"(^(https?://(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?|(app|file|tauri|vscode-webview)://.*)$)");
@@ -167,12 +169,12 @@ bool origin_allowed(const std::string& origin, const std::vector<std::string>& e
 
 ServerConfig ServerConfig::from_env() {
   ServerConfig c;
-  if (auto h = env("OLLAMA_HOST")) {
+  if (auto h = env_var("OLLAMA_HOST")) {
     const HostSpec spec = parse_host(*h);  // serve speaks plain HTTP whatever the scheme, as Ollama's does
     c.host = spec.host;
     c.port = spec.port;
   }
-  if (auto o = env("OLLAMA_ORIGINS")) {
+  if (auto o = env_var("OLLAMA_ORIGINS")) {
     std::string s = *o;
     size_t start = 0;
     while (start <= s.size()) {
@@ -186,7 +188,7 @@ ServerConfig ServerConfig::from_env() {
     }
   }
   c.models = store::Store::default_root();
-  if (auto t = env("PARALLAMA_ADMIN_TOKEN")) c.admin_token = *t;
+  if (auto t = env_var("PARALLAMA_ADMIN_TOKEN")) c.admin_token = *t;
   c.tuner = tuner_config_from_env();
   c.sched = sched::SchedConfig::from_env();
   c.vllm_metrics = vllm_metrics_from_env();

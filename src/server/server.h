@@ -44,6 +44,8 @@ struct HostSpec {
   int port = 11434;
 };
 HostSpec parse_host(const std::string& value);
+// "host:port", an IPv6 host in brackets ("[::1]:11434"), as URLs and Go write it.
+std::string host_port(const std::string& host, int port);
 
 // Is a browser Origin allowed? localhost/127.0.0.1/0.0.0.0 on any port over
 // http(s), app://, file://, tauri:// and the patterns of OLLAMA_ORIGINS ('*' wildcards).

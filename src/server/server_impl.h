@@ -57,7 +57,6 @@ class Generation {
   const std::vector<int32_t>& generated_ids() const { return generated_ids_; }
 
  private:
-  std::string lost_runner_message();
 
   std::unique_ptr<sched::Lease> lease_;
   RunnerCall call_;
@@ -138,6 +137,12 @@ struct EmbedResult {
   int n_prompt = 0;
 };
 EmbedResult run_embeddings(sched::Lease& lease, const std::vector<std::string>& inputs, int num_ctx, bool truncate);
+// Why the lease's runner could not be reached: its exit reason when it died,
+// else "lost the connection to the model runner[: transport_error]".
+std::string lost_runner_message(const sched::Lease& lease, const std::string& transport_error);
+// A plain POST to the lease's runner; an unreachable runner is a 500 with
+// lost_runner_message, any status it answers is the caller's to judge.
+RunnerReply post_to_runner(const sched::Lease& lease, const std::string& path, const nlohmann::json& body);
 // L2-normalised copy (Ollama's /api/embed and OpenAI's /v1/embeddings return unit vectors).
 std::vector<float> normalized(const std::vector<float>& v);
 
