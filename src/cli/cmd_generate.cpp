@@ -60,7 +60,6 @@ void register_generate(CLI::App& app) {
   cmd->callback([o, seed_opt, batch_opt] {
     if (seed_opt->count() > 0) o->sampling.seed = o->seed;
     o->sampling.validate();
-    if (o->batch_size <= 0) fail("--batch-size must be positive");
     if (o->ctx_size > 0) check_context_size(o->ctx_size);
     const auto t_load = std::chrono::steady_clock::now();
     auto model = Model::load(o->model);

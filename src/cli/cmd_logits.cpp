@@ -77,7 +77,6 @@ void register_logits(CLI::App& app) {
                   "Also save every named intermediate of the forward pass as DIR/<name>[-<layer>].npy "
                   "(of the last chunk)");
   cmd->callback([o] {
-    if (o->chunk <= 0) fail("--chunk must be positive");
     std::vector<int32_t> ids = parse_ids(o->tokens);
     check_context_size(static_cast<int64_t>(ids.size()));
     // No pass holds more than the whole sequence: a larger chunk would only size buffers for nothing.

@@ -135,7 +135,7 @@ struct Engine::Impl {
         owner(e),
         pool(c.n_threads),
         kv(KvStoreConfig::for_context(m.config(), c.n_ctx, c.block_size)),
-        blocks(kv_blocks_for_context(c.n_ctx, c.block_size), c.block_size),
+        blocks(kv.config().n_blocks, c.block_size),
         sched(blocks, c.n_batch, c.n_parallel, c.prefix_cache),
         state(m.config(), c.n_batch, c.n_threads),
         logits(static_cast<size_t>(c.n_batch) * m.config().n_vocab),
