@@ -37,8 +37,8 @@ struct RunOpts {
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_sigint(int) { g_interrupted = 1; }
 
-// Thrown from the stream's callback to abort the request on Ctrl-C: closing the
-// connection is what cancels the generation on the server.
+// Thrown once a Ctrl-C has closed the request (the client's stream returned
+// false): closing the connection is what cancels the generation on the server.
 struct Interrupted {};
 
 constexpr std::string_view kTripleQuote = R"(""")";
